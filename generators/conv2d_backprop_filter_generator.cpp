@@ -1,0 +1,37 @@
+// conv2d_backprop_filter: dW, the gradient of sum(Y * dY) with respect to the HWIO filter, and db,
+// the gradient with respect to the bias.
+#include "conv_generator.h"
+
+namespace convgen {
+namespace {
+
+class Conv2DBackpropFilter : public ConvGenerator<Conv2DBackpropFilter> {
+ public:
+  Input<Halide::Buffer<float>> input{"input", 4};
+  Input<Halide::Buffer<float>> out_backprop{"out_backprop", 4};
+  Output<Halide::Buffer<float>> filter_grad{"filter_grad", 4};
+  Output<Halide::Buffer<float>> bias_grad{"bias_grad", 1};
+
+  void generate() {
+    // The algorithm.
+    ConvExprs g = geometry();
+    with_input_side(g, input);
+    with_output_side(g, out_backprop);
+    const Halide::Func dy = canonical(out_backprop);
+    const Reduction dw = conv2d_backprop_filter(vars, g, zero_padded(canonical(input), input), dy);
+    const Reduction db = bias_gradient(vars, g, dy);
+    const ConvVars& v = vars;
+    filter_grad(v.k, v.c, v.s, v.r) = dw.func(v.k, v.c, v.s, v.r);
+    bias_grad(v.k) = db.func(v.k);
+    require_zero_mins(input, out_backprop, filter_grad, bias_grad);
+
+    // The schedule.
+    schedule_output(filter_grad, {v.k, v.c, v.s, v.r}, dw, dw.func.args());
+    schedule_output(bias_grad, {v.k}, db, db.func.args());
+  }
+};
+
+}  // namespace
+}  // namespace convgen
+
+HALIDE_REGISTER_GENERATOR(convgen::Conv2DBackpropFilter, conv2d_backprop_filter)

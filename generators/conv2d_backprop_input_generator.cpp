@@ -1,0 +1,31 @@
+// conv2d_backprop_input: dX, the gradient of sum(Y * dY) with respect to X (the transposed
+// convolution). The input's sizes come from the output buffer's extents.
+#include "conv_generator.h"
+
+namespace convgen {
+namespace {
+
+class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
+ public:
+  Input<Halide::Buffer<float>> filter{"filter", 4};
+  Input<Halide::Buffer<float>> out_backprop{"out_backprop", 4};
+  Output<Halide::Buffer<float>> output{"output", 4};
+
+  void generate() {
+    // The algorithm.
+    ConvExprs g = geometry();
+    with_output_side(g, out_backprop);
+    with_filter(g, filter);
+    const Reduction dx = conv2d_backprop_input(vars, g, canonical(out_backprop), filter);
+    define_activation_output(output, dx.func);
+    require_zero_mins(filter, out_backprop, output);
+
+    // The schedule.
+    schedule_activation_output(output, dx);
+  }
+};
+
+}  // namespace
+}  // namespace convgen
+
+HALIDE_REGISTER_GENERATOR(convgen::Conv2DBackpropInput, conv2d_backprop_input)

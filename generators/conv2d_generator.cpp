@@ -1,0 +1,33 @@
+// conv2d: Y = X (*) W + b, in NHWC or NCHW, with HWIO filters.
+#include "conv_generator.h"
+
+namespace convgen {
+namespace {
+
+class Conv2D : public ConvGenerator<Conv2D> {
+ public:
+  Input<Halide::Buffer<float>> input{"input", 4};
+  Input<Halide::Buffer<float>> filter{"filter", 4};
+  Input<Halide::Buffer<float>> bias{"bias", 1};
+  Output<Halide::Buffer<float>> output{"output", 4};
+
+  void generate() {
+    // The algorithm.
+    ConvExprs g = geometry();
+    with_input_side(g, input);
+    with_filter(g, filter);
+    const Reduction y = conv2d(vars, g, zero_padded(canonical(input), input), filter, bias);
+    define_activation_output(output, y.func);
+
+    // The buffers' contract with the runtime.
+    require_zero_mins(input, filter, bias, output);
+
+    // The schedule.
+    schedule_activation_output(output, y);
+  }
+};
+
+}  // namespace
+}  // namespace convgen
+
+HALIDE_REGISTER_GENERATOR(convgen::Conv2D, conv2d)

@@ -1,0 +1,145 @@
+// What the three operator generators have in common: the run-time geometry parameters, the layout
+// of the user's activations, and the schedule record. Each generator adds its buffers and calls the
+// shared algorithm (conv2d_algorithm.h) and the target's schedule (schedules/).
+#pragma once
+
+#include <array>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "Halide.h"
+#include "conv2d_algorithm.h"
+#include "cpu_schedule.h"
+#include "convgen/geometry.h"
+
+namespace convgen {
+
+template <typename T>
+class ConvGenerator : public Halide::Generator<T> {
+ public:
+  template <typename U>
+  using Input = typename Halide::Generator<T>::template Input<U>;
+  template <typename U>
+  using GeneratorParam = typename Halide::Generator<T>::template GeneratorParam<U>;
+
+  // The layout of the activation tensors (input, output and their gradients).
+  GeneratorParam<DataFormat> data_format{
+      "data_format", DataFormat::NHWC, {{"NHWC", DataFormat::NHWC}, {"NCHW", DataFormat::NCHW}}};
+  // A JSON file with the schedule's knob values; empty means the schedule's declared defaults.
+  GeneratorParam<std::string> schedule_record{"schedule_record", ""};
+
+  // The geometry that buffer extents cannot tell: every kernel takes these, in this order, first.
+  Input<int> stride_h{"stride_h"}, stride_w{"stride_w"};
+  Input<int> dilation_h{"dilation_h"}, dilation_w{"dilation_w"};
+  Input<int> pad_top{"pad_top"}, pad_left{"pad_left"};
+
+ protected:
+  ConvVars vars;
+
+  // The activation buffer `buffer` seen in canonical coordinates a(c, x, y, n).
+  Halide::Func canonical(const Halide::Func& buffer) const {
+    const ConvVars& v = vars;
+    Halide::Func a(buffer.name() + "_canonical");
+    if (data_format == DataFormat::NHWC) {
+      a(v.c, v.x, v.y, v.n) = buffer(v.c, v.x, v.y, v.n);
+    } else {
+      a(v.c, v.x, v.y, v.n) = buffer(v.x, v.y, v.c, v.n);
+    }
+    return a;
+  }
+
+  // Defines the output buffer `out` (in the user's layout) from a canonical Func a(c, x, y, n).
+  template <typename Output>
+  void define_activation_output(Output& out, const Halide::Func& a) const {
+    const ConvVars& v = vars;
+    if (data_format == DataFormat::NHWC) {
+      out(v.c, v.x, v.y, v.n) = a(v.c, v.x, v.y, v.n);
+    } else {
+      out(v.x, v.y, v.c, v.n) = a(v.c, v.x, v.y, v.n);
+    }
+  }
+
+  // Extents of an activation buffer in canonical order: channels, width, height, batch.
+  static auto as_tuple(const std::array<Halide::Expr, 4>& e) {
+    return std::make_tuple(e[0], e[1], e[2], e[3]);
+  }
+  template <typename Buffer>
+  static std::array<Halide::Expr, 4> canonical_extents(const Buffer& b, DataFormat format) {
+    if (format == DataFormat::NHWC) {
+      return {b.dim(0).extent(), b.dim(1).extent(), b.dim(2).extent(), b.dim(3).extent()};
+    }
+    return {b.dim(2).extent(), b.dim(0).extent(), b.dim(1).extent(), b.dim(3).extent()};
+  }
+
+  // The geometry from the scalar inputs. Buffer extents are added with the with_*() calls below
+  // from whichever buffers are the kernel's inputs (an output's extents cannot be read while the
+  // algorithm that defines it is being written); fields no buffer gives stay undefined and unused.
+  ConvExprs geometry() const {
+    ConvExprs g;
+    g.stride_h = stride_h;
+    g.stride_w = stride_w;
+    g.dilation_h = dilation_h;
+    g.dilation_w = dilation_w;
+    g.pad_top = pad_top;
+    g.pad_left = pad_left;
+    return g;
+  }
+  template <typename Buffer>
+  void with_input_side(ConvExprs& g, const Buffer& in) const {
+    std::tie(g.in_c, g.in_w, g.in_h, g.batch) = as_tuple(canonical_extents(in, data_format));
+  }
+  template <typename Buffer>
+  void with_output_side(ConvExprs& g, const Buffer& out) const {
+    std::tie(g.out_c, g.out_w, g.out_h, g.batch) = as_tuple(canonical_extents(out, data_format));
+  }
+  // HWIO in row-major order is (k, c, s, r) in Halide's innermost-first order.
+  template <typename Buffer>
+  static void with_filter(ConvExprs& g, const Buffer& filter) {
+    g.out_c = filter.dim(0).extent();
+    g.in_c = filter.dim(1).extent();
+    g.filter_w = filter.dim(2).extent();
+    g.filter_h = filter.dim(3).extent();
+  }
+
+  // `a` extended with zeros outside the canonical extents of buffer `b`.
+  template <typename Buffer>
+  Halide::Func zero_padded(const Halide::Func& a, const Buffer& b) const {
+    auto [c, w, h, n] = canonical_extents(b, data_format);
+    return Halide::BoundaryConditions::constant_exterior(a, 0.0f, {{0, c}, {0, w}, {0, h}, {0, n}});
+  }
+
+  // Every buffer starts at coordinate 0: the runtime passes whole tensors.
+  template <typename... Buffers>
+  static void require_zero_mins(Buffers&... buffers) {
+    auto one = [](auto& b) {
+      for (int d = 0; d < b.dimensions(); d++) {
+        b.dim(d).set_min(0);
+      }
+    };
+    (one(buffers), ...);
+  }
+
+  // Schedules output `out` (any layout) computed from reduction `a`, whose pure vars are `a_dims`
+  // in the same order as `out_dims` (innermost first).
+  void schedule_output(const Halide::Func& out, const std::vector<Halide::Var>& out_dims,
+                       const Reduction& a, const std::vector<Halide::Var>& a_dims) {
+    const schedules::ReductionStage stage{out, out_dims, a.func, a_dims, a.domain};
+    schedules::schedule_cpu(stage, this->get_target(),
+                            schedules::KnobValues(schedules::cpu_knobs(), schedule_record));
+  }
+
+  // Schedules an activation output (in the user's layout) defined by define_activation_output().
+  template <typename Output>
+  void schedule_activation_output(Output& out, const Reduction& a) {
+    const ConvVars& v = vars;
+    const std::vector<Halide::Var> args = a.func.args();  // canonical order: channel, x, y, n
+    if (data_format == DataFormat::NHWC) {
+      schedule_output(out, {v.c, v.x, v.y, v.n}, a, args);
+    } else {
+      schedule_output(out, {v.x, v.y, v.c, v.n}, a, {args[1], args[2], args[0], args[3]});
+    }
+  }
+};
+
+}  // namespace convgen

@@ -1,0 +1,120 @@
+// The geometry of a 2-D convolution: the one place that validates shapes and attributes and computes
+// output sizes and paddings exactly as TensorFlow does (see SPEC.md). The reference, the compiled
+// kernels' callers and the tools all start from a Geometry.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace convgen {
+
+enum class DataFormat { NHWC, NCHW };
+enum class Padding { SAME, VALID, EXPLICIT };
+enum class Op { conv2d, conv2d_backprop_input, conv2d_backprop_filter };
+
+const char* to_string(DataFormat format);
+const char* to_string(Padding padding);
+const char* to_string(Op op);
+// Parse the spellings above; throw ErrorId::invalid_argument naming `argument` otherwise.
+DataFormat parse_data_format(const std::string& text, const std::string& argument);
+Padding parse_padding(const std::string& text, const std::string& argument);
+Op parse_op(const std::string& text, const std::string& argument);
+
+// The logical size of an activation tensor, independent of its layout.
+struct ActivationShape {
+  int64_t n = 0, h = 0, w = 0, c = 0;
+  bool operator==(const ActivationShape& o) const {
+    return n == o.n && h == o.h && w == o.w && c == o.c;
+  }
+  bool operator!=(const ActivationShape& o) const { return !(*this == o); }
+};
+
+// A filter is always HWIO: [r (height), s (width), c (in channels), k (out channels)].
+struct FilterShape {
+  int64_t r = 0, s = 0, c = 0, k = 0;
+  bool operator==(const FilterShape& o) const {
+    return r == o.r && s == o.s && c == o.c && k == o.k;
+  }
+  bool operator!=(const FilterShape& o) const { return !(*this == o); }
+};
+
+// The operator attributes, per spatial dimension (TensorFlow's 4-entry forms are parsed by
+// Attributes::from_tensorflow).
+struct Attributes {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t dilation_h = 1, dilation_w = 1;
+  Padding padding = Padding::VALID;
+  // Only for EXPLICIT: before/after pads of height and width.
+  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+  DataFormat format = DataFormat::NHWC;
+
+  // From TensorFlow's attribute lists, in data-format order: strides and dilations have 4 entries
+  // whose batch and channel entries must be 1; explicit_paddings has 8 (a before/after pair per
+  // dimension) and is required exactly when padding is EXPLICIT. Empty dilations mean all 1.
+  static Attributes from_tensorflow(DataFormat format, const std::vector<int64_t>& strides,
+                                    Padding padding,
+                                    const std::vector<int64_t>& explicit_paddings,
+                                    const std::vector<int64_t>& dilations);
+};
+
+// A fully resolved, validated convolution problem: every size and pad is known.
+class Geometry {
+ public:
+  // Validates `input`, `filter` and `attributes` together; throws convgen::Error naming the offending
+  // argument ("input", "filter", "strides", "dilations", "explicit_paddings") otherwise.
+  static Geometry make(const ActivationShape& input, const FilterShape& filter,
+                       const Attributes& attributes);
+
+  const ActivationShape& input() const { return input_; }
+  const ActivationShape& output() const { return output_; }
+  const FilterShape& filter() const { return filter_; }
+  const Attributes& attributes() const { return attributes_; }
+  DataFormat format() const { return attributes_.format; }
+
+  int64_t stride_h() const { return attributes_.stride_h; }
+  int64_t stride_w() const { return attributes_.stride_w; }
+  int64_t dilation_h() const { return attributes_.dilation_h; }
+  int64_t dilation_w() const { return attributes_.dilation_w; }
+  // Resolved pads (for SAME computed from the sizes; for VALID zero).
+  int64_t pad_top() const { return pad_top_; }
+  int64_t pad_bottom() const { return pad_bottom_; }
+  int64_t pad_left() const { return pad_left_; }
+  int64_t pad_right() const { return pad_right_; }
+  // Effective (dilated) filter extents.
+  int64_t effective_filter_h() const { return (filter_.r - 1) * dilation_h() + 1; }
+  int64_t effective_filter_w() const { return (filter_.s - 1) * dilation_w() + 1; }
+
+  // Tensor dimensions in the user's layout (data-format order for activations, HWIO for filters).
+  std::array<int64_t, 4> input_dims() const { return dims_of(input_); }
+  std::array<int64_t, 4> output_dims() const { return dims_of(output_); }
+  std::array<int64_t, 4> filter_dims() const { return {filter_.r, filter_.s, filter_.c, filter_.k}; }
+  std::array<int64_t, 4> dims_of(const ActivationShape& shape) const;
+
+  // 2 * N * Ho * Wo * K * R * S * C: the multiply-adds of any of the three operators, doubled.
+  double flops() const;
+
+  // A compact, readable, unique name of the problem in the style of benchdnn's problem strings,
+  // e.g. "n1h56w56c64_k64r3s3_sh1sw1dh1dw1_pt1pb1pl1pr1_nhwc". Two geometries have the same key
+  // exactly when they describe the same computation.
+  std::string key() const;
+
+ private:
+  ActivationShape input_, output_;
+  FilterShape filter_;
+  Attributes attributes_;
+  int64_t pad_top_ = 0, pad_bottom_ = 0, pad_left_ = 0, pad_right_ = 0;
+};
+
+// The logical shape of an activation tensor given in the user's layout.
+ActivationShape activation_shape(const std::vector<int64_t>& dims, DataFormat format,
+                                 const std::string& argument);
+FilterShape filter_shape(const std::vector<int64_t>& dims, const std::string& argument);
+
+// Element count of a tensor, throwing ErrorId::too_large (naming `argument`) when the count or its
+// byte size as float32 would overflow, or when a dimension exceeds what a compiled kernel can index
+// (Halide buffers use 32-bit extents and strides).
+int64_t checked_element_count(const std::array<int64_t, 4>& dims, const std::string& argument);
+
+}  // namespace convgen

@@ -1,0 +1,56 @@
+#include "knobs.h"
+
+#include <algorithm>
+#include <fstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace convgen::schedules {
+
+KnobValues::KnobValues(const std::vector<Knob>& space, const std::string& record_path) {
+  for (const Knob& knob : space) {
+    values_[knob.name] = knob.default_value;
+  }
+  if (record_path.empty()) {
+    return;
+  }
+  std::ifstream file(record_path);
+  if (!file) {
+    throw std::runtime_error("schedule_record: cannot open " + record_path);
+  }
+  nlohmann::json record;
+  try {
+    record = nlohmann::json::parse(file);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("schedule_record: " + record_path + ": " + e.what());
+  }
+  if (!record.is_object()) {
+    throw std::runtime_error("schedule_record: " + record_path + ": expected a JSON object");
+  }
+  for (const auto& [name, value] : record.items()) {
+    auto known = values_.find(name);
+    if (known == values_.end()) {
+      throw std::runtime_error("schedule_record: unknown knob /" + name);
+    }
+    const Knob& knob = *std::find_if(space.begin(), space.end(),
+                                     [&](const Knob& k) { return k.name == name; });
+    if (!value.is_number_integer() || value.get<long long>() < knob.min_value ||
+        value.get<long long>() > knob.max_value) {
+      throw std::runtime_error("schedule_record: /" + name + " must be an integer in [" +
+                               std::to_string(knob.min_value) + ", " +
+                               std::to_string(knob.max_value) + "]");
+    }
+    known->second = value.get<int>();
+  }
+}
+
+int KnobValues::operator[](const std::string& name) const {
+  auto known = values_.find(name);
+  if (known == values_.end()) {
+    throw std::logic_error("schedule reads undeclared knob " + name);
+  }
+  return known->second;
+}
+
+}  // namespace convgen::schedules

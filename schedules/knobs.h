@@ -1,0 +1,33 @@
+// Schedule knobs: the tunable integers a schedule reads, each declared beside the schedule with its
+// legal range and heuristic default. Values come from a JSON schedule record, never from code edits,
+// so a tuner changes data only.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace convgen::schedules {
+
+struct Knob {
+  std::string name;
+  int min_value;
+  int max_value;
+  int default_value;
+  std::string meaning;
+};
+
+// The values of a declared knob space. Unknown names and out-of-range values in a record are errors
+// (a stale record must not silently configure a different schedule).
+class KnobValues {
+ public:
+  // `record_path` is a JSON object {"knob": integer, ...}; empty means every default.
+  KnobValues(const std::vector<Knob>& space, const std::string& record_path);
+
+  int operator[](const std::string& name) const;
+
+ private:
+  std::map<std::string, int> values_;
+};
+
+}  // namespace convgen::schedules

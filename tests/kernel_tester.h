@@ -1,0 +1,31 @@
+// Checks one compiled kernel against the naive reference on one geometry, in the manner of
+// XNNPACK's testers: random data from a printed seed, the failing coordinate on failure.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "convgen/convgen.h"
+
+namespace convgen::testing {
+
+// The largest error seen, as a fraction of the tolerance (1 = at the bound).
+struct Agreement {
+  double max_abs_error = 0;
+  double max_ratio = 0;
+};
+
+class KernelTester {
+ public:
+  explicit KernelTester(const Kernel& kernel) : kernel_(kernel) {}
+
+  // Runs the kernel and the reference on random data and REQUIREs every element to agree within
+  // the float32 accumulation bound: |kernel - reference| <= gamma(n) * sum |a * b| + u * |reference|,
+  // with n the number of terms in the element's sum and u = 2^-24.
+  Agreement test(const Geometry& g, uint32_t seed) const;
+
+ private:
+  const Kernel& kernel_;
+};
+
+}  // namespace convgen::testing

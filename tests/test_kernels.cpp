@@ -1,0 +1,147 @@
+// Every compiled kernel in the build's kernel list against the naive reference, over parametrized
+// geometry tables. New kernels in the list are covered without touching this file.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "convgen_generic_kernels.h"
+#include "kernel_tester.h"
+
+namespace convgen::testing {
+namespace {
+
+// A geometry in data-format-independent terms; `pads` = {top, bottom, left, right} for EXPLICIT.
+struct Case {
+  int64_t n, h, w, c, k, r, s;
+  int64_t sh = 1, sw = 1, dh = 1, dw = 1;
+  Padding padding = Padding::SAME;
+  std::array<int64_t, 4> pads{};
+};
+
+Geometry make(const Case& t, DataFormat format) {
+  Attributes a;
+  a.format = format;
+  a.stride_h = t.sh;
+  a.stride_w = t.sw;
+  a.dilation_h = t.dh;
+  a.dilation_w = t.dw;
+  a.padding = t.padding;
+  if (t.padding == Padding::EXPLICIT) {
+    std::tie(a.pad_top, a.pad_bottom, a.pad_left, a.pad_right) =
+        std::tie(t.pads[0], t.pads[1], t.pads[2], t.pads[3]);
+  }
+  return Geometry::make({t.n, t.h, t.w, t.c}, {t.r, t.s, t.c, t.k}, a);
+}
+
+// Runs every kernel of the list (each in its own layout) on every case.
+void check_all_kernels(const std::vector<Case>& cases) {
+  for (const Kernel& kernel : convgen_generic_kernels()) {
+    DYNAMIC_SECTION(kernel.name) {
+      const KernelTester tester(kernel);
+      Agreement worst;
+      uint32_t seed = 1;
+      for (const Case& c : cases) {
+        const Geometry g = make(c, kernel.format);
+        const Agreement a = tester.test(g, seed++);
+        worst.max_abs_error = std::max(worst.max_abs_error, a.max_abs_error);
+        worst.max_ratio = std::max(worst.max_ratio, a.max_ratio);
+      }
+      // Reported (not asserted beyond the per-element check) so runs show how close kernels come.
+      std::cout << kernel.name << ": " << cases.size() << " geometries, max |error| "
+                << worst.max_abs_error << ", max error/tolerance " << worst.max_ratio << "\n";
+    }
+  }
+}
+
+// The systematic grid: kernel shapes x strides x dilations x paddings, with sizes, channels and
+// batch cycling through odd, prime and vector-width-straddling values.
+std::vector<Case> grid() {
+  const std::vector<std::pair<int64_t, int64_t>> kernels = {{1, 1}, {3, 3}, {7, 7}, {1, 3}, {5, 2}};
+  const std::vector<std::pair<int64_t, int64_t>> strides = {{1, 1}, {2, 1}, {1, 3}, {4, 4}};
+  const std::vector<std::pair<int64_t, int64_t>> dilations = {{1, 1}, {2, 3}, {3, 1}};
+  const int64_t channels[] = {1, 3, 7, 16, 17, 2};
+  const int64_t out_channels[] = {1, 5, 8, 13, 32, 19, 3};
+  std::vector<Case> cases;
+  int i = 0;
+  for (auto [r, s] : kernels)
+    for (auto [sh, sw] : strides)
+      for (auto [dh, dw] : dilations)
+        for (Padding p : {Padding::SAME, Padding::VALID, Padding::EXPLICIT}) {
+          // At least the dilated filter, so VALID has an output, plus 0..4 extra rows/columns.
+          const int64_t h = (r - 1) * dh + 1 + i % 5, w = (s - 1) * dw + 1 + (i * 3) % 5;
+          Case c{1 + i % 3, h, w, channels[i % 6], out_channels[i % 7], r, s, sh, sw, dh, dw, p};
+          if (p == Padding::EXPLICIT) c.pads = {i % 4, (i * 7) % 5, (i * 5) % 3, i % 6};
+          cases.push_back(c);
+          i++;
+        }
+  return cases;
+}
+
+}  // namespace
+
+TEST_CASE("kernels match the reference on the geometry grid", "[kernels]") {
+  check_all_kernels(grid());
+}
+
+TEST_CASE("kernels match the reference on SAME with odd padding totals", "[kernels]") {
+  // Odd totals put the extra row at the bottom and the extra column at the right.
+  check_all_kernels({
+      {1, 5, 5, 3, 4, 4, 4},                 // total 3: 1 before, 2 after
+      {2, 6, 7, 2, 3, 2, 3},                 // total 1 rows, 2 columns
+      {1, 6, 6, 5, 9, 3, 3, 2, 2},           // out 3, total 1: 0 before, 1 after
+      {1, 8, 9, 3, 3, 5, 4, 3, 2},           // uneven strides
+      {3, 11, 4, 7, 17, 3, 2, 2, 1, 2, 3},   // dilated: effective 5x4
+  });
+}
+
+TEST_CASE("kernels match the reference when the stride exceeds the kernel", "[kernels]") {
+  // Some input rows and columns are read by no window; their input gradient is 0.
+  check_all_kernels({
+      {1, 9, 9, 3, 4, 1, 1, 3, 3, 1, 1, Padding::VALID},
+      {2, 10, 11, 2, 5, 2, 2, 4, 3, 1, 1, Padding::VALID},
+      {1, 13, 7, 5, 3, 3, 1, 4, 2, 1, 1, Padding::SAME},
+      {1, 12, 12, 4, 8, 2, 3, 3, 4, 1, 1, Padding::EXPLICIT, {2, 0, 1, 3}},
+  });
+}
+
+TEST_CASE("kernels match the reference on tiny inputs", "[kernels]") {
+  check_all_kernels({
+      {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, Padding::VALID},  // a single multiply
+      {1, 1, 1, 3, 2, 3, 3},                               // SAME: only the centre tap is inside
+      {2, 3, 3, 2, 4, 3, 3, 1, 1, 1, 1, Padding::VALID},   // kernel equal to the input
+      {1, 2, 5, 1, 1, 2, 5, 1, 1, 1, 1, Padding::VALID},
+      {1, 1, 4, 2, 3, 1, 4, 2, 2, 3, 1},                   // 1-row input, dilated
+  });
+}
+
+TEST_CASE("kernels match the reference with large asymmetric explicit pads", "[kernels]") {
+  // Pads larger than the filter: whole output rows and columns read only zeros.
+  check_all_kernels({
+      {1, 4, 5, 3, 4, 3, 3, 1, 1, 1, 1, Padding::EXPLICIT, {7, 0, 0, 9}},
+      {2, 6, 3, 2, 5, 2, 3, 2, 1, 2, 1, Padding::EXPLICIT, {0, 11, 5, 2}},
+      {1, 3, 3, 17, 16, 1, 1, 1, 2, 1, 1, Padding::EXPLICIT, {4, 4, 1, 6}},
+  });
+}
+
+TEST_CASE("kernels match the reference when the input size is not recoverable", "[kernels]") {
+  // (in + pads - effective) is not a multiple of the stride: several input sizes give the same
+  // output size, and the trailing rows/columns that no window reads get 0 in backprop_input.
+  check_all_kernels({
+      {1, 10, 10, 3, 4, 3, 3, 3, 3, 1, 1, Padding::VALID},  // 7 = 2*3 + 1
+      {1, 11, 9, 2, 3, 2, 2, 4, 4, 1, 1, Padding::VALID},
+      {2, 12, 13, 5, 7, 3, 3, 2, 3, 2, 1, Padding::VALID},
+      {1, 8, 8, 4, 4, 3, 3, 3, 2, 1, 1, Padding::EXPLICIT, {1, 0, 0, 2}},
+  });
+}
+
+TEST_CASE("kernels match the reference on channel counts around the vector width", "[kernels]") {
+  // Lane counts are 4 (NEON, SSE), 8 (AVX2) and 16 (AVX-512): primes and +-1 around them.
+  std::vector<Case> cases;
+  for (int64_t c : {1, 4, 7, 8, 9, 15, 16, 17, 31, 33})
+    cases.push_back({1, 5, 6, c, 40 - c, 3, 3, 1, 1, 1, 1, Padding::SAME});
+  check_all_kernels(cases);
+}
+
+}  // namespace convgen::testing
