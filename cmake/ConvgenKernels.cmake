@@ -1,54 +1,49 @@
-# convgen_add_kernel_library(<target> KERNELS <op>:<format>[...] [TARGETS <halide targets>])
+# convgen_add_kernels(<name>
+#                     [CONFIG <shapes.json>]          layers whose shapes are baked into kernels
+#                     [TARGETS <halide target>...]    default x86-64 (AVX-512, AVX2+FMA, SSE4.1)
+#                     [GENERIC <NHWC|NCHW|none>...]   default: the layouts the config uses
+#                     [JOBS <n>])                     generator processes at once, default 2
 #
-# Compiles one Halide library per kernel with the convgen generators and bundles them into the static
-# library <target>, together with the generated kernel list that the runtime dispatches from
-# (function <target>() in <target>.h). The kernel list is the only list of built kernels: the
-# dispatcher, the tests and the benchmarks all read it.
-function(convgen_add_kernel_library TARGET)
-  cmake_parse_arguments(ARG "" "" "KERNELS;TARGETS" ${ARGN})
-  if (NOT ARG_TARGETS)
-    set(ARG_TARGETS host)
+# Generates, at build time, the kernels of a shape config with `convgen generate` and makes the
+# static library <name> of them: link it and call `<name>()` (header <name>.h) for its kernel list,
+# which a convgen::Engine dispatches from. Only kernels whose layer changed are regenerated.
+function(convgen_add_kernels NAME)
+  cmake_parse_arguments(ARG "" "CONFIG;JOBS" "TARGETS;GENERIC" ${ARGN})
+  set(dir "${CMAKE_CURRENT_BINARY_DIR}/${NAME}")
+  set(args --library ${NAME} --out "${dir}" --generator $<TARGET_FILE:convgen::generators>)
+  set(depends $<TARGET_FILE:convgen::generate> $<TARGET_FILE:convgen::generators>)
+  if (ARG_CONFIG)
+    get_filename_component(config "${ARG_CONFIG}" ABSOLUTE)
+    list(APPEND args --config "${config}")
+    list(APPEND depends "${config}")
   endif ()
-  string(JOIN "," targets_text ${ARG_TARGETS})
+  if (ARG_TARGETS)
+    list(JOIN ARG_TARGETS "," targets)
+    list(APPEND args --targets "${targets}")
+  endif ()
+  if (ARG_GENERIC)
+    list(JOIN ARG_GENERIC "," generic)
+    list(APPEND args --generic "${generic}")
+  endif ()
+  if (NOT ARG_JOBS)
+    set(ARG_JOBS 2)
+  endif ()
 
-  set(includes "")
-  set(entries "")
-  set(halide_runtime "")
-  foreach (kernel IN LISTS ARG_KERNELS)
-    string(REPLACE ":" ";" parts "${kernel}")
-    list(GET parts 0 op)
-    list(GET parts 1 format)
-    string(TOLOWER "${format}" format_lower)
-    set(name "convgen_${op}_generic_${format_lower}")
-
-    if (halide_runtime)
-      set(runtime_arg USE_RUNTIME ${halide_runtime})
-    else ()
-      set(runtime_arg "")
+  set(archive "${dir}/lib${NAME}.a")
+  add_custom_command(OUTPUT "${archive}" "${dir}/${NAME}.h" "${dir}/${NAME}.cpp"
+                     COMMAND $<TARGET_FILE:convgen::generate> ${args} --jobs ${ARG_JOBS}
+                     DEPENDS ${depends}
+                     COMMENT "convgen: generating the kernels of ${NAME}"
+                     VERBATIM)
+  add_library(${NAME} STATIC "${dir}/${NAME}.cpp")
+  target_include_directories(${NAME} PUBLIC "$<BUILD_INTERFACE:${dir}>")
+  target_link_libraries(${NAME} PUBLIC convgen::runtime "${archive}" Threads::Threads ${CMAKE_DL_LIBS})
+  set_target_properties(${NAME} PROPERTIES LINK_DEPENDS "${archive}")
+  # Inside convgen's own build the generator programs are targets that must be built first.
+  foreach (tool convgen::generate convgen::generators)
+    get_target_property(real ${tool} ALIASED_TARGET)
+    if (real)
+      add_dependencies(${NAME} ${real})
     endif ()
-    add_halide_library(${name} FROM convgen_generators
-                       GENERATOR ${op}
-                       TARGETS ${ARG_TARGETS}
-                       PARAMS data_format=${format}
-                       ${runtime_arg}
-                       STMT stmt_file)
-    if (NOT halide_runtime)
-      set(halide_runtime ${name}.runtime)
-    endif ()
-    list(APPEND libraries ${name})
-    string(APPEND includes "#include \"${name}.h\"\n")
-    string(APPEND entries
-           "      {\"${name}\", convgen::Op::${op}, convgen::DataFormat::${format}, \"\", "
-           "\"${targets_text}\", &convgen::call_${op}<${name}>},\n")
   endforeach ()
-
-  set(CONVGEN_TABLE_FUNCTION ${TARGET})
-  set(CONVGEN_TABLE_INCLUDES "${includes}")
-  set(CONVGEN_TABLE_ENTRIES "${entries}")
-  configure_file(${CONVGEN_CMAKE_DIR}/kernel_table.h.in ${CMAKE_CURRENT_BINARY_DIR}/${TARGET}.h @ONLY)
-  configure_file(${CONVGEN_CMAKE_DIR}/kernel_table.cpp.in ${CMAKE_CURRENT_BINARY_DIR}/${TARGET}.cpp @ONLY)
-
-  add_library(${TARGET} STATIC ${CMAKE_CURRENT_BINARY_DIR}/${TARGET}.cpp)
-  target_include_directories(${TARGET} PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_BINARY_DIR}>)
-  target_link_libraries(${TARGET} PUBLIC convgen::runtime PRIVATE ${libraries})
 endfunction()

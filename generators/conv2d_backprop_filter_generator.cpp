@@ -23,7 +23,10 @@ class Conv2DBackpropFilter : public ConvGenerator<Conv2DBackpropFilter> {
     const ConvVars& v = vars;
     filter_grad(v.k, v.c, v.s, v.r) = dw.func(v.k, v.c, v.s, v.r);
     bias_grad(v.k) = db.func(v.k);
-    require_zero_mins(input, out_backprop, filter_grad, bias_grad);
+    require(input, Tensor::input);
+    require(out_backprop, Tensor::output);
+    require(filter_grad, Tensor::filter);
+    require(bias_grad, Tensor::bias);
 
     // The schedule.
     schedule_output(filter_grad, {v.k, v.c, v.s, v.r}, dw, dw.func.args());

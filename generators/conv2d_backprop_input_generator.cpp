@@ -18,7 +18,9 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     with_filter(g, filter);
     const Reduction dx = conv2d_backprop_input(vars, g, canonical(out_backprop), filter);
     define_activation_output(output, dx.func);
-    require_zero_mins(filter, out_backprop, output);
+    require(filter, Tensor::filter);
+    require(out_backprop, Tensor::output);
+    require(output, Tensor::input);
 
     // The schedule.
     schedule_activation_output(output, dx);

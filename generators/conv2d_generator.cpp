@@ -20,7 +20,10 @@ class Conv2D : public ConvGenerator<Conv2D> {
     define_activation_output(output, y.func);
 
     // The buffers' contract with the runtime.
-    require_zero_mins(input, filter, bias, output);
+    require(input, Tensor::input);
+    require(filter, Tensor::filter);
+    require(bias, Tensor::bias);
+    require(output, Tensor::output);
 
     // The schedule.
     schedule_activation_output(output, y);

@@ -1,9 +1,16 @@
-// What the three operator generators have in common: the run-time geometry parameters, the layout
-// of the user's activations, and the schedule record. Each generator adds its buffers and calls the
-// shared algorithm (conv2d_algorithm.h) and the target's schedule (schedules/).
+// What the three operator generators have in common: the geometry parameters, the layout of the
+// user's activations, shape specialization and the schedule record. Each generator adds its buffers
+// and calls the shared algorithm (conv2d_algorithm.h) and the target's schedule (schedules/).
+//
+// A generic kernel reads its geometry at run time: the scalar inputs below and its buffers' extents.
+// A specialized kernel (GeneratorParam `shape`, a Geometry::key()) keeps the same signature but
+// ignores the scalars: every stride, pad and extent is a constant, so the schedule sees exact trip
+// counts and bounds checks fold away. The runtime calls it only for that exact geometry.
 #pragma once
 
 #include <array>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -26,6 +33,8 @@ class ConvGenerator : public Halide::Generator<T> {
   // The layout of the activation tensors (input, output and their gradients).
   GeneratorParam<DataFormat> data_format{
       "data_format", DataFormat::NHWC, {{"NHWC", DataFormat::NHWC}, {"NCHW", DataFormat::NCHW}}};
+  // The Geometry::key() this kernel is specialized for; empty for a generic kernel.
+  GeneratorParam<std::string> shape{"shape", ""};
   // A JSON file with the schedule's knob values; empty means the schedule's declared defaults.
   GeneratorParam<std::string> schedule_record{"schedule_record", ""};
 
@@ -72,17 +81,31 @@ class ConvGenerator : public Halide::Generator<T> {
     return {b.dim(2).extent(), b.dim(0).extent(), b.dim(1).extent(), b.dim(3).extent()};
   }
 
-  // The geometry from the scalar inputs. Buffer extents are added with the with_*() calls below
-  // from whichever buffers are the kernel's inputs (an output's extents cannot be read while the
-  // algorithm that defines it is being written); fields no buffer gives stay undefined and unused.
+  // The specialized geometry, if any (checked against the layout parameter).
+  std::optional<Geometry> specialization() const {
+    if (shape.value().empty()) return std::nullopt;
+    const Geometry g = Geometry::from_key(shape, "shape");
+    if (g.format() != data_format) {
+      throw std::invalid_argument("shape: key " + shape.value() + " is not in the data_format");
+    }
+    return g;
+  }
+
+  // The geometry's scalars: constants when specialized, else the run-time inputs. Buffer extents
+  // are added with the with_*() calls below from whichever buffers are the kernel's inputs (an
+  // output's extents cannot be read while the algorithm that defines it is being written); fields
+  // no buffer gives stay undefined and unused.
   ConvExprs geometry() const {
     ConvExprs g;
-    g.stride_h = stride_h;
-    g.stride_w = stride_w;
-    g.dilation_h = dilation_h;
-    g.dilation_w = dilation_w;
-    g.pad_top = pad_top;
-    g.pad_left = pad_left;
+    if (const auto s = specialization()) {
+      g.stride_h = int(s->stride_h()), g.stride_w = int(s->stride_w());
+      g.dilation_h = int(s->dilation_h()), g.dilation_w = int(s->dilation_w());
+      g.pad_top = int(s->pad_top()), g.pad_left = int(s->pad_left());
+    } else {
+      g.stride_h = stride_h, g.stride_w = stride_w;
+      g.dilation_h = dilation_h, g.dilation_w = dilation_w;
+      g.pad_top = pad_top, g.pad_left = pad_left;
+    }
     return g;
   }
   template <typename Buffer>
@@ -109,15 +132,32 @@ class ConvGenerator : public Halide::Generator<T> {
     return Halide::BoundaryConditions::constant_exterior(a, 0.0f, {{0, c}, {0, w}, {0, h}, {0, n}});
   }
 
-  // Every buffer starts at coordinate 0: the runtime passes whole tensors.
-  template <typename... Buffers>
-  static void require_zero_mins(Buffers&... buffers) {
-    auto one = [](auto& b) {
-      for (int d = 0; d < b.dimensions(); d++) {
-        b.dim(d).set_min(0);
+  // The buffers' contract with the runtime: whole, dense tensors starting at coordinate 0. A
+  // specialized kernel also fixes every extent and stride, so that they fold into constants.
+  enum class Tensor { input, output, filter, bias };
+  template <typename Buffer>
+  void require(Buffer& b, Tensor tensor) const {
+    const std::optional<Geometry> s = specialization();
+    std::vector<int64_t> dims;  // C order, as the user sees the tensor
+    if (s) {
+      switch (tensor) {
+        case Tensor::input: dims = as_vector(s->input_dims()); break;
+        case Tensor::output: dims = as_vector(s->output_dims()); break;
+        case Tensor::filter: dims = as_vector(s->filter_dims()); break;
+        case Tensor::bias: dims = {s->filter().k}; break;
       }
-    };
-    (one(buffers), ...);
+    }
+    int64_t stride = 1;
+    for (int d = 0; d < b.dimensions(); d++) {
+      b.dim(d).set_min(0);
+      if (!s) continue;
+      const int64_t extent = dims[dims.size() - 1 - size_t(d)];
+      b.dim(d).set_extent(int(extent)).set_stride(int(stride));
+      stride *= extent;
+    }
+  }
+  static std::vector<int64_t> as_vector(const std::array<int64_t, 4>& a) {
+    return {a.begin(), a.end()};
   }
 
   // Schedules output `out` (any layout) computed from reduction `a`, whose pure vars are `a_dims`

@@ -6,7 +6,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "convgen_generic_kernels.h"
+#include "convgen_test_kernels.h"
 #include "kernel_tester.h"
 
 namespace convgen::testing {
@@ -35,9 +35,10 @@ Geometry make(const Case& t, DataFormat format) {
   return Geometry::make({t.n, t.h, t.w, t.c}, {t.r, t.s, t.c, t.k}, a);
 }
 
-// Runs every kernel of the list (each in its own layout) on every case.
+// Runs every generic kernel of the list (each in its own layout) on every case.
 void check_all_kernels(const std::vector<Case>& cases) {
-  for (const Kernel& kernel : convgen_generic_kernels()) {
+  for (const Kernel& kernel : convgen_test_kernels()) {
+    if (!kernel.shape_key.empty()) continue;
     DYNAMIC_SECTION(kernel.name) {
       const KernelTester tester(kernel);
       Agreement worst;
@@ -45,6 +46,7 @@ void check_all_kernels(const std::vector<Case>& cases) {
       for (const Case& c : cases) {
         const Geometry g = make(c, kernel.format);
         const Agreement a = tester.test(g, seed++);
+        CHECK(a.max_ratio <= 1.0);
         worst.max_abs_error = std::max(worst.max_abs_error, a.max_abs_error);
         worst.max_ratio = std::max(worst.max_ratio, a.max_ratio);
       }
@@ -142,6 +144,21 @@ TEST_CASE("kernels match the reference on channel counts around the vector width
   for (int64_t c : {1, 4, 7, 8, 9, 15, 16, 17, 31, 33})
     cases.push_back({1, 5, 6, c, 40 - c, 3, 3, 1, 1, 1, 1, Padding::SAME});
   check_all_kernels(cases);
+}
+
+TEST_CASE("specialized kernels match the reference on their shape", "[kernels]") {
+  int specialized = 0;
+  for (const Kernel& kernel : convgen_test_kernels()) {
+    if (kernel.shape_key.empty()) continue;
+    specialized++;
+    DYNAMIC_SECTION(kernel.name) {
+      const Geometry g = Geometry::from_key(std::string(kernel.shape_key), "shape_key");
+      const KernelTester tester(kernel);
+      for (uint32_t seed : {1u, 2u, 3u}) CHECK(tester.test(g, seed).max_ratio <= 1.0);
+    }
+  }
+  // 7 layers of tests/configs/test_layers.json: 6 with all three operators, 1 with two.
+  CHECK(specialized == 20);
 }
 
 }  // namespace convgen::testing

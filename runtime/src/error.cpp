@@ -15,6 +15,7 @@ const char* to_string(ErrorId id) {
     case ErrorId::bad_file: return "bad_file";
     case ErrorId::unsupported: return "unsupported";
     case ErrorId::kernel_failed: return "kernel_failed";
+    case ErrorId::generation_failed: return "generation_failed";
   }
   return "unknown";
 }
@@ -24,6 +25,7 @@ const char* to_string(ErrorId id) {
 Error::Error(ErrorId id, std::string argument, const std::string& reason)
     : std::runtime_error(argument + ": " + reason + " [" + to_string(id) + "]"),
       id_(id),
-      argument_(std::move(argument)) {}
+      argument_(std::move(argument)),
+      reason_(reason) {}
 
 }  // namespace convgen

@@ -172,9 +172,17 @@ Geometry Geometry::make(const ActivationShape& input, const FilterShape& filter,
                         const Attributes& attributes) {
   // Every size a compiled kernel indexes must fit in Halide's 32-bit extents.
   constexpr int64_t limit = std::numeric_limits<int32_t>::max();
+  // A value below its minimum gets the id error.h documents for its argument (a stride < 1 is
+  // invalid_stride, ...); a value above the limit is too_large.
+  auto below_min = [](const std::string& argument) {
+    if (argument == "strides") return ErrorId::invalid_stride;
+    if (argument == "dilations") return ErrorId::invalid_dilation;
+    if (argument == "explicit_paddings") return ErrorId::invalid_padding;
+    return ErrorId::shape_mismatch;
+  };
   auto check_size = [&](int64_t value, const char* argument, const char* what, int64_t min) {
     if (value < min || value > limit) {
-      throw Error(value > limit ? ErrorId::too_large : ErrorId::shape_mismatch, argument,
+      throw Error(value > limit ? ErrorId::too_large : below_min(argument), argument,
                   std::string(what) + " must be in [" + std::to_string(min) + ", " +
                       std::to_string(limit) + "], got " + std::to_string(value));
     }
@@ -243,6 +251,38 @@ std::string Geometry::key() const {
                     s(dilation_w()) + "_pt" + s(pad_top_) + "pb" + s(pad_bottom_) + "pl" +
                     s(pad_left_) + "pr" + s(pad_right_) + "_";
   return key + (format() == DataFormat::NHWC ? "nhwc" : "nchw");
+}
+
+Geometry Geometry::from_key(const std::string& key, const std::string& argument) {
+  // Reads "<label><digits>" pairs in the order key() writes them, then the layout suffix.
+  static const char* const labels[] = {"n",   "h",   "w",   "c",   "_k",  "r",   "s",  "_sh",
+                                       "sw",  "dh",  "dw",  "_pt", "pb",  "pl",  "pr"};
+  int64_t v[15];
+  size_t at = 0;
+  auto bad = [&](const std::string& why) {
+    return Error(ErrorId::invalid_argument, argument, "malformed shape key '" + key + "': " + why);
+  };
+  for (size_t i = 0; i < 15; i++) {
+    const std::string label = labels[i];
+    if (key.compare(at, label.size(), label) != 0) throw bad("expected '" + label + "'");
+    at += label.size();
+    const size_t digits = key.find_first_not_of("0123456789", at);
+    const size_t end = digits == std::string::npos ? key.size() : digits;
+    if (end == at || end - at > 10) throw bad("expected a number after '" + label + "'");
+    v[i] = std::stoll(key.substr(at, end - at));
+    at = end;
+  }
+  const std::string suffix = key.substr(at);
+  if (suffix != "_nhwc" && suffix != "_nchw") throw bad("expected '_nhwc' or '_nchw' at the end");
+  Attributes a;
+  a.format = suffix == "_nhwc" ? DataFormat::NHWC : DataFormat::NCHW;
+  a.padding = Padding::EXPLICIT;
+  a.stride_h = v[7], a.stride_w = v[8], a.dilation_h = v[9], a.dilation_w = v[10];
+  a.pad_top = v[11], a.pad_bottom = v[12], a.pad_left = v[13], a.pad_right = v[14];
+  const Geometry g = make({v[0], v[1], v[2], v[3]}, {v[5], v[6], v[3], v[4]}, a);
+  // Leading zeros or numbers out of range make a key that key() would not write.
+  if (g.key() != key) throw bad("not in canonical form (expected '" + g.key() + "')");
+  return g;
 }
 
 ActivationShape activation_shape(const std::vector<int64_t>& dims, DataFormat format,

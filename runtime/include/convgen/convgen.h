@@ -2,7 +2,7 @@
 // kernel of a kernel list, or with the naive reference.
 //
 //   convgen::Geometry g = convgen::Geometry::make(input_shape, filter_shape, attributes);
-//   convgen::Engine engine(convgen_generic_kernels());
+//   convgen::Engine engine(my_kernels());
 //   engine.conv2d(g, x, w, bias, y);
 #pragma once
 

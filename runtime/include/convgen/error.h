@@ -21,6 +21,7 @@ enum class ErrorId {
   bad_file,          // a file whose contents are not a valid .npy / JSON
   unsupported,       // a valid request this build cannot serve (dtype, target, ...)
   kernel_failed,     // a compiled kernel returned an error
+  generation_failed, // the Halide generator could not compile a kernel
 };
 
 // The stable spelling of an id, e.g. "shape_mismatch".
@@ -33,10 +34,13 @@ class Error : public std::runtime_error {
   ErrorId id() const { return id_; }
   // The argument the error is about, as the user wrote it (e.g. "--strides", "filter").
   const std::string& argument() const { return argument_; }
+  // Why, without the argument and the id (e.g. "must be >= 1, got 0").
+  const std::string& reason() const { return reason_; }
 
  private:
   ErrorId id_;
   std::string argument_;
+  std::string reason_;
 };
 
 }  // namespace convgen

@@ -99,6 +99,9 @@ class Geometry {
   // e.g. "n1h56w56c64_k64r3s3_sh1sw1dh1dw1_pt1pb1pl1pr1_nhwc". Two geometries have the same key
   // exactly when they describe the same computation.
   std::string key() const;
+  // The geometry a key() names (padding becomes EXPLICIT with the resolved pads: the same
+  // computation). Throws ErrorId::invalid_argument naming `argument` for a malformed key.
+  static Geometry from_key(const std::string& key, const std::string& argument);
 
  private:
   ActivationShape input_, output_;

@@ -1,0 +1,356 @@
+#include "convgen/shape_config.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "convgen/error.h"
+
+namespace convgen {
+namespace {
+
+using nlohmann::json;
+
+// Every size a compiled kernel indexes must fit in Halide's 32-bit extents (as in Geometry::make).
+constexpr int64_t kMaxValue = std::numeric_limits<int32_t>::max();
+// Configs are a few kilobytes; anything this big is not one.
+constexpr std::streamoff kMaxFileSize = 16 << 20;
+
+const char* const kKnownKeys[] = {"name",     "N",           "H",          "W",          "C",
+                                  "K",        "R",           "S",          "stride",     "stride_h",
+                                  "stride_w", "dilation",    "dilation_h", "dilation_w", "padding",
+                                  "pads",     "data_format", "bias",       "ops"};
+
+// One reference token of a JSON pointer (RFC 6901: '~' -> "~0", '/' -> "~1").
+std::string escape_token(const std::string& token) {
+  std::string out;
+  for (char ch : token) {
+    if (ch == '~') {
+      out += "~0";
+    } else if (ch == '/') {
+      out += "~1";
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+// A short, single-line, ASCII rendering of a JSON value for messages.
+std::string excerpt(const json& value) {
+  std::string text = value.dump(-1, ' ', true, json::error_handler_t::replace);
+  if (text.size() > 48) text = text.substr(0, 45) + "...";
+  return text;
+}
+
+// Parses JSON, rejecting duplicate keys (which nlohmann would silently resolve to the last one)
+// with the pointer of the repeated key.
+json parse_json(const std::string& text, const std::string& source) {
+  struct Frame {
+    Frame(bool is_array, std::string at) : array(is_array), pointer(std::move(at)) {}
+    bool array;
+    std::string pointer;
+    size_t next_index = 0;
+    std::string key;
+    std::set<std::string> keys;
+  };
+  std::vector<Frame> frames;
+  // The pointer of the value that starts now inside the innermost container.
+  auto child_pointer = [&frames]() -> std::string {
+    if (frames.empty()) return "";
+    Frame& top = frames.back();
+    if (top.array) return top.pointer + "/" + std::to_string(top.next_index++);
+    return top.pointer + "/" + escape_token(top.key);
+  };
+  const json::parser_callback_t callback = [&](int, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+        frames.emplace_back(false, child_pointer());
+        break;
+      case json::parse_event_t::array_start:
+        frames.emplace_back(true, child_pointer());
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!frames.empty()) frames.pop_back();
+        break;
+      case json::parse_event_t::key: {
+        Frame& top = frames.back();
+        top.key = parsed.get<std::string>();
+        if (!top.keys.insert(top.key).second) {
+          throw Error(ErrorId::invalid_argument,
+                      source + ":" + top.pointer + "/" + escape_token(top.key),
+                      "duplicate key " + excerpt(json(top.key)));
+        }
+        break;
+      }
+      case json::parse_event_t::value:
+        if (!frames.empty() && frames.back().array) frames.back().next_index++;
+        break;
+    }
+    return true;
+  };
+  try {
+    return json::parse(text, callback, /*allow_exceptions=*/true, /*ignore_comments=*/false);
+  } catch (const json::exception& e) {
+    // Drop nlohmann's "[json.exception.parse_error.101] " prefix; keep its line and column.
+    std::string what = e.what();
+    const size_t bracket = what.find("] ");
+    if (what.rfind("[json.exception.", 0) == 0 && bracket != std::string::npos) {
+      what = what.substr(bracket + 2);
+    }
+    // Its "last read" excerpt echoes the input: keep the message ASCII and of bounded length.
+    for (char& ch : what) {
+      if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '?';
+    }
+    if (what.size() > 240) what = what.substr(0, 237) + "...";
+    throw Error(ErrorId::bad_file, source, "invalid JSON: " + what);
+  }
+}
+
+// Reads the fields of one layer object, remembering where it is for messages.
+class LayerReader {
+ public:
+  LayerReader(const json& layer, std::string where) : layer_(layer), where_(std::move(where)) {}
+
+  const std::string& where() const { return where_; }
+  std::string at(const std::string& key) const { return where_ + "/" + escape_token(key); }
+  bool has(const char* key) const { return layer_.contains(key); }
+
+  const json& required(const char* key) const {
+    if (!has(key)) throw Error(ErrorId::invalid_argument, at(key), "required key is missing");
+    return layer_.at(key);
+  }
+
+  int64_t integer(const char* key, int64_t min) const {
+    return integer_value(required(key), at(key), min);
+  }
+  int64_t integer_or(const char* key, int64_t min, int64_t fallback) const {
+    return has(key) ? integer(key, min) : fallback;
+  }
+
+  std::string string(const char* key, const std::string& expected) const {
+    const json& value = required(key);
+    if (!value.is_string()) {
+      throw Error(ErrorId::invalid_argument, at(key),
+                  "expected " + expected + ", got " + excerpt(value));
+    }
+    return value.get<std::string>();
+  }
+
+  // An integer in [min, 2^31 - 1]: only JSON integers count (not 3.5, not "3", not 3.0).
+  static int64_t integer_value(const json& value, const std::string& where, int64_t min) {
+    int64_t result = 0;
+    bool too_large = false;
+    if (value.is_number_unsigned()) {
+      const uint64_t u = value.get<uint64_t>();
+      too_large = u > uint64_t(kMaxValue);
+      result = too_large ? kMaxValue : int64_t(u);
+    } else if (value.is_number_integer()) {
+      result = value.get<int64_t>();
+      too_large = result > kMaxValue;
+    } else {
+      throw Error(ErrorId::invalid_argument, where,
+                  "expected an integer >= " + std::to_string(min) + ", got " + excerpt(value));
+    }
+    if (too_large) {
+      throw Error(ErrorId::too_large, where,
+                  "expected an integer in [" + std::to_string(min) + ", " +
+                      std::to_string(kMaxValue) + "], got " + excerpt(value));
+    }
+    if (result < min) {
+      throw Error(ErrorId::invalid_argument, where,
+                  "expected an integer >= " + std::to_string(min) + ", got " + excerpt(value));
+    }
+    return result;
+  }
+
+ private:
+  const json& layer_;
+  std::string where_;
+};
+
+bool valid_name(const std::string& name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (unsigned char ch : name) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Where in the layer a Geometry::make error belongs: its attribute's key, or the layer itself for
+// errors about the input, filter or output sizes (which several keys define together).
+std::string geometry_error_location(const LayerReader& reader, const std::string& argument) {
+  if (argument == "strides") return reader.at(reader.has("stride") ? "stride" : "stride_h");
+  if (argument == "dilations") return reader.at(reader.has("dilation") ? "dilation" : "dilation_h");
+  if (argument == "explicit_paddings" && reader.has("pads")) return reader.at("pads");
+  return reader.where();
+}
+
+Layer parse_layer(const json& value, const std::string& where) {
+  if (!value.is_object()) {
+    throw Error(ErrorId::invalid_argument, where, "expected a layer object, got " + excerpt(value));
+  }
+  const LayerReader reader(value, where);
+  for (const auto& item : value.items()) {
+    bool known = false;
+    for (const char* key : kKnownKeys) known = known || item.key() == key;
+    if (!known) {
+      throw Error(ErrorId::invalid_argument, reader.at(item.key()),
+                  "unknown key " + excerpt(json(item.key())) +
+                      " (a layer has name, N, H, W, C, K, R, S, stride, stride_h, stride_w, "
+                      "dilation, dilation_h, dilation_w, padding, pads, data_format, bias, ops)");
+    }
+  }
+
+  Layer layer;
+  layer.name = reader.string("name", "a string");
+  if (!valid_name(layer.name)) {
+    throw Error(
+        ErrorId::invalid_argument, reader.at("name"),
+        "expected 1 to 128 letters, digits, '_', '-' or '.', got " + excerpt(json(layer.name)));
+  }
+  const ActivationShape input{reader.integer("N", 1), reader.integer("H", 1),
+                              reader.integer("W", 1), reader.integer("C", 1)};
+  const FilterShape filter{reader.integer("R", 1), reader.integer("S", 1), input.c,
+                           reader.integer("K", 1)};
+
+  Attributes a;
+  const int64_t stride = reader.integer_or("stride", 1, 1);
+  a.stride_h = reader.integer_or("stride_h", 1, stride);
+  a.stride_w = reader.integer_or("stride_w", 1, stride);
+  const int64_t dilation = reader.integer_or("dilation", 1, 1);
+  a.dilation_h = reader.integer_or("dilation_h", 1, dilation);
+  a.dilation_w = reader.integer_or("dilation_w", 1, dilation);
+  a.padding = parse_padding(reader.string("padding", "\"SAME\", \"VALID\" or \"EXPLICIT\""),
+                            reader.at("padding"));
+  if (a.padding == Padding::EXPLICIT) {
+    const json& pads = reader.required("pads");
+    if (!pads.is_array() || pads.size() != 4) {
+      throw Error(ErrorId::invalid_padding, reader.at("pads"),
+                  "expected [top, bottom, left, right] (4 integers >= 0), got " + excerpt(pads));
+    }
+    int64_t* targets[] = {&a.pad_top, &a.pad_bottom, &a.pad_left, &a.pad_right};
+    for (size_t i = 0; i < 4; i++) {
+      *targets[i] =
+          LayerReader::integer_value(pads[i], reader.at("pads") + "/" + std::to_string(i), 0);
+    }
+  } else if (reader.has("pads")) {
+    throw Error(ErrorId::invalid_padding, reader.at("pads"),
+                std::string("only allowed with EXPLICIT padding, not ") + to_string(a.padding));
+  }
+  if (reader.has("data_format")) {
+    a.format = parse_data_format(reader.string("data_format", "\"NHWC\" or \"NCHW\""),
+                                 reader.at("data_format"));
+  }
+  if (reader.has("bias")) {
+    const json& bias = reader.required("bias");
+    if (!bias.is_boolean()) {
+      throw Error(ErrorId::invalid_argument, reader.at("bias"),
+                  "expected true or false, got " + excerpt(bias));
+    }
+    layer.bias = bias.get<bool>();
+  }
+  if (reader.has("ops")) {
+    const json& ops = reader.required("ops");
+    if (!ops.is_array() || ops.empty()) {
+      throw Error(ErrorId::invalid_argument, reader.at("ops"),
+                  "expected a non-empty list of operator names, got " + excerpt(ops));
+    }
+    for (size_t i = 0; i < ops.size(); i++) {
+      const std::string where_op = reader.at("ops") + "/" + std::to_string(i);
+      if (!ops[i].is_string()) {
+        throw Error(ErrorId::invalid_argument, where_op,
+                    "expected an operator name, got " + excerpt(ops[i]));
+      }
+      const Op op = parse_op(ops[i].get<std::string>(), where_op);
+      for (Op seen : layer.ops) {
+        if (seen == op) {
+          throw Error(ErrorId::invalid_argument, where_op,
+                      std::string("operator ") + to_string(op) + " is listed twice");
+        }
+      }
+      layer.ops.push_back(op);
+    }
+  } else {
+    layer.ops = {Op::conv2d, Op::conv2d_backprop_input, Op::conv2d_backprop_filter};
+  }
+
+  try {
+    layer.geometry = Geometry::make(input, filter, a);
+  } catch (const Error& e) {
+    throw Error(e.id(), geometry_error_location(reader, e.argument()), e.reason());
+  }
+  return layer;
+}
+
+}  // namespace
+
+ShapeConfig parse_shape_config(const std::string& text, const std::string& source) {
+  const json root = parse_json(text, source);
+  if (!root.is_object()) {
+    throw Error(ErrorId::invalid_argument, source,
+                "expected a JSON object with a \"layers\" list, got " + excerpt(root));
+  }
+  const std::string layers_at = source + ":/layers";
+  if (!root.contains("layers")) {
+    throw Error(ErrorId::invalid_argument, layers_at, "required key is missing");
+  }
+  const json& layers = root.at("layers");
+  if (!layers.is_array()) {
+    throw Error(ErrorId::invalid_argument, layers_at,
+                "expected a list of layers, got " + excerpt(layers));
+  }
+  if (layers.empty())
+    throw Error(ErrorId::invalid_argument, layers_at, "the list of layers is empty");
+
+  ShapeConfig config;
+  std::map<std::string, size_t> index_of_name;
+  for (size_t i = 0; i < layers.size(); i++) {
+    const std::string where = layers_at + "/" + std::to_string(i);
+    Layer layer = parse_layer(layers[i], where);
+    const auto [it, inserted] = index_of_name.emplace(layer.name, i);
+    if (!inserted) {
+      throw Error(ErrorId::invalid_argument, where + "/name",
+                  "duplicate layer name " + excerpt(json(layer.name)) + " (also /layers/" +
+                      std::to_string(it->second) + "/name)");
+    }
+    config.layers.push_back(std::move(layer));
+  }
+  return config;
+}
+
+ShapeConfig read_shape_config(const std::string& path) {
+  auto io_error = [&path](const std::string& what, int error) {
+    return Error(ErrorId::io_error, path, what + ": " + std::strerror(error));
+  };
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) throw io_error("cannot open the shape config", errno);
+  if (!S_ISREG(info.st_mode)) {
+    throw Error(ErrorId::io_error, path, "cannot read the shape config: not a regular file");
+  }
+  if (info.st_size > kMaxFileSize) {
+    throw Error(
+        ErrorId::too_large, path,
+        "a shape config must be under 16 MiB, got " + std::to_string(info.st_size) + " bytes");
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw io_error("cannot open the shape config", errno);
+  std::ostringstream text;
+  text << file.rdbuf();
+  if (file.bad()) throw io_error("cannot read the shape config", errno);
+  return parse_shape_config(text.str(), path);
+}
+
+}  // namespace convgen

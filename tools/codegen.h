@@ -1,0 +1,66 @@
+// Ahead-of-time kernel generation: from a shape config to one static library of kernels, each with
+// its layer's geometry baked in, plus generic fallbacks, and the generated kernel list that the
+// runtime dispatches from. `convgen generate` and the CMake function convgen_add_kernels() both run
+// this code.
+//
+// In the output folder:
+//   lib<library>.a          every kernel (each a Halide multitarget object when several targets are
+//                           given) and one Halide runtime
+//   <library>.h, .cpp       the kernel list: `const convgen::KernelList& <library>();`
+//   kernels/<kernel>/       each kernel's Halide header, objects, generator log and build stamp
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "convgen/shape_config.h"
+
+namespace convgen::codegen {
+
+// Target names understood besides plain Halide target strings:
+//   "x86-64"  one multitarget library: AVX-512 (Skylake), AVX2+FMA, SSE4.1 baseline
+//   "host"    the machine that runs the generator
+std::vector<std::string> expand_targets(const std::vector<std::string>& names,
+                                        const std::string& argument);
+
+struct Options {
+  std::string library = "convgen_kernels";  // names the archive and the kernel-list function
+  std::vector<Layer> layers;                // from the shape config; may be empty
+  std::vector<DataFormat> generic_formats;  // layouts that get generic kernels
+  std::vector<std::string> targets;         // expanded Halide target strings
+  std::string out_dir;
+  std::string generator;  // the convgen_generators executable
+  int jobs = 1;
+};
+
+// One kernel to build.
+struct KernelPlan {
+  std::string name;  // also its C function name
+  Op op;
+  DataFormat format;
+  std::string shape_key;  // empty for a generic kernel
+  std::string layer;      // the first layer that asked for it; empty for generic kernels
+};
+
+// The kernels a generation builds: every (layer, op) once per distinct geometry, then the generic
+// kernels. Validates the library name (a C identifier) and the layers' operators.
+std::vector<KernelPlan> plan(const Options& options);
+
+struct Outputs {
+  std::string archive, list_header, list_source;
+};
+Outputs outputs(const Options& options);
+
+struct KernelReport {
+  KernelPlan kernel;
+  double seconds = 0;  // generator time; 0 when up to date
+  bool rebuilt = false;
+  int64_t bytes = 0;  // size of the kernel's objects
+};
+
+// Builds what changed (a kernel whose generator command and generator executable are unchanged is
+// not rebuilt), writes the archive and the kernel list, and prints progress to `progress`.
+std::vector<KernelReport> generate(const Options& options, std::ostream& progress);
+
+}  // namespace convgen::codegen

@@ -1,0 +1,94 @@
+// convgen generate: a shape config in, a kernel library out (see codegen.h).
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "cli.h"
+#include "codegen.h"
+#include "commands.h"
+
+namespace convgen::tools {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The generator executable: --generator, else $CONVGEN_GENERATOR, else beside this program (the
+// build tree), else in the installed libexec folder.
+std::string find_generator(const cli::Arguments& args) {
+  if (args.has("--generator")) return args.value("--generator");
+  if (const char* env = std::getenv("CONVGEN_GENERATOR")) return env;
+  std::error_code error;
+  const fs::path self = fs::read_symlink("/proc/self/exe", error);
+  for (const fs::path& candidate :
+       {self.parent_path() / "convgen_generators",
+        self.parent_path().parent_path() / "generators" / "convgen_generators",
+        self.parent_path().parent_path() / "libexec" / "convgen" / "convgen_generators"}) {
+    if (!error && access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  throw Error(ErrorId::unsupported, "--generator",
+              "cannot find the convgen_generators executable; pass its path");
+}
+
+}  // namespace
+
+int generate_command(int argc, char** argv) {
+  cli::Parser parser("convgen generate",
+                     "Compiles kernels specialized for the layers of a shape config, plus generic "
+                     "fallbacks, into one static library with its kernel list.");
+  parser.option("--config", "FILE", "shape config (JSON); without it only generic kernels")
+      .option("--out", "DIR", "output folder", /*required=*/true)
+      .option("--library", "NAME", "library and kernel-list name (default convgen_kernels)")
+      .option("--targets", "T,...",
+              "Halide targets; 'x86-64' = AVX-512, AVX2+FMA and SSE4.1 (default), 'host'")
+      .option("--generic", "NHWC,NCHW|none",
+              "layouts that get generic kernels (default: those the config uses)")
+      .option("--jobs", "N", "generator processes at once (default 2)")
+      .option("--generator", "PATH", "the convgen_generators executable")
+      .flag("--list-outputs", "print the files a generation writes, and nothing else");
+  const cli::Arguments args = parser.parse(argc, argv);
+  if (args.help()) {
+    std::cout << parser.usage();
+    return 0;
+  }
+
+  codegen::Options options;
+  options.out_dir = args.value("--out");
+  options.library = args.value_or("--library", options.library);
+  options.targets = codegen::expand_targets(
+      cli::parse_list(args.value_or("--targets", "x86-64"), "--targets"), "--targets");
+  if (args.has("--config")) options.layers = read_shape_config(args.value("--config")).layers;
+  if (args.has("--generic")) {
+    const std::string generic = args.value("--generic");
+    if (generic != "none") {
+      for (const std::string& f : cli::parse_list(generic, "--generic")) {
+        options.generic_formats.push_back(parse_data_format(f, "--generic"));
+      }
+    }
+  } else {
+    for (const Layer& layer : options.layers) {
+      const DataFormat f = layer.geometry.format();
+      if (std::find(options.generic_formats.begin(), options.generic_formats.end(), f) ==
+          options.generic_formats.end()) {
+        options.generic_formats.push_back(f);
+      }
+    }
+  }
+  const int64_t jobs = cli::parse_int(args.value_or("--jobs", "2"), "--jobs");
+  if (jobs < 1 || jobs > 64) throw Error(ErrorId::invalid_argument, "--jobs", "must be in [1, 64]");
+  options.jobs = int(jobs);
+
+  if (args.flag("--list-outputs")) {
+    codegen::plan(options);  // validates
+    const codegen::Outputs out = codegen::outputs(options);
+    std::cout << out.archive << "\n" << out.list_header << "\n" << out.list_source << "\n";
+    return 0;
+  }
+  options.generator = find_generator(args);
+  codegen::generate(options, std::cout);
+  return 0;
+}
+
+}  // namespace convgen::tools

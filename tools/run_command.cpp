@@ -1,0 +1,316 @@
+// convgen run: one operator on .npy files, exactly as SPEC.md's command-line contract says.
+//
+// Everything is checked before the output is written: options, then files, then the geometry and
+// every tensor's shape. The output is written last and atomically, so a failed run leaves no file.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <iostream>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "cli.h"
+#include "commands.h"
+#include "convgen/convgen.h"
+#include "convgen/npy.h"
+#include "convgen_kernels.h"
+
+namespace convgen::tools {
+namespace {
+
+cli::Parser make_parser() {
+  cli::Parser parser("convgen run",
+                     "Runs one operator on float32 .npy files with TensorFlow's argument names "
+                     "(see SPEC.md). Activations are in the data format, filters HWIO.");
+  parser.option("--op", "OP", "conv2d, conv2d_backprop_input or conv2d_backprop_filter", true)
+      .option("--input", "X.npy", "input activations (conv2d, conv2d_backprop_filter)")
+      .option("--filter", "W.npy", "HWIO filter (conv2d, conv2d_backprop_input)")
+      .option("--bias", "B.npy", "bias of shape [K] (conv2d only; optional)")
+      .option("--input-sizes", "N,H,W,C",
+              "input shape in data-format order (conv2d_backprop_input)")
+      .option("--filter-sizes", "R,S,C,K", "filter shape (conv2d_backprop_filter)")
+      .option("--out-backprop", "DY.npy",
+              "gradient of the output, of exactly the output's shape (backprop ops)")
+      .option("--strides", "1,sh,sw,1", "strides in data-format order", true)
+      .option("--padding", "SAME|VALID|EXPLICIT", "padding scheme", true)
+      .option("--explicit-paddings", "0,0,pt,pb,pl,pr,0,0",
+              "before,after pairs in data-format order (EXPLICIT only)")
+      .option("--dilations", "1,dh,dw,1", "dilations in data-format order (default all 1)")
+      .option("--data-format", "NHWC|NCHW", "layout of the activations (default NHWC)")
+      .option("--output", "OUT.npy", "where the result goes: Y, DX or DW", true)
+      .option("--bias-grad-output", "DB.npy",
+              "also write the bias gradient (conv2d_backprop_filter only; optional)")
+      .flag("--reference", "compute with the naive reference instead of a compiled kernel");
+  return parser;
+}
+
+// The options that only some operators take.
+struct OpOptions {
+  std::vector<std::string> required, optional;
+};
+OpOptions op_options(Op op) {
+  switch (op) {
+    case Op::conv2d:
+      return {{"--input", "--filter"}, {"--bias"}};
+    case Op::conv2d_backprop_input:
+      return {{"--input-sizes", "--filter", "--out-backprop"}, {}};
+    case Op::conv2d_backprop_filter:
+      return {{"--input", "--filter-sizes", "--out-backprop"}, {"--bias-grad-output"}};
+  }
+  return {};
+}
+const char* const kOpSpecificOptions[] = {"--input",           "--filter",       "--bias",
+                                          "--input-sizes",     "--filter-sizes", "--out-backprop",
+                                          "--bias-grad-output"};
+
+void check_op_options(Op op, const cli::Arguments& args) {
+  const OpOptions wanted = op_options(op);
+  auto listed = [](const std::vector<std::string>& names, const std::string& name) {
+    for (const std::string& n : names) {
+      if (n == name) return true;
+    }
+    return false;
+  };
+  std::string takes;
+  for (const std::string& name : wanted.required) takes += (takes.empty() ? "" : ", ") + name;
+  for (const std::string& name : wanted.optional) takes += ", optionally " + name;
+  for (const char* name : kOpSpecificOptions) {
+    if (args.has(name) && !listed(wanted.required, name) && !listed(wanted.optional, name)) {
+      throw Error(
+          ErrorId::invalid_argument, name,
+          std::string("is not an option of --op ") + to_string(op) + " (it takes " + takes + ")");
+    }
+  }
+  for (const std::string& name : wanted.required) {
+    if (!args.has(name)) {
+      throw Error(ErrorId::invalid_argument, name,
+                  std::string("is required by --op ") + to_string(op));
+    }
+  }
+}
+
+// The runtime names attributes and tensors as TensorFlow's op does ("strides", "input"); the CLI
+// user typed options.
+std::string option_for(const std::string& argument, Op op) {
+  if (argument == "strides") return "--strides";
+  if (argument == "dilations") return "--dilations";
+  if (argument == "explicit_paddings") return "--explicit-paddings";
+  if (argument == "input") return op == Op::conv2d_backprop_input ? "--input-sizes" : "--input";
+  if (argument == "filter") return op == Op::conv2d_backprop_filter ? "--filter-sizes" : "--filter";
+  if (argument == "output") return op == Op::conv2d ? "--output" : "--out-backprop";
+  return argument;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); i++) {
+    text += (i ? ", " : "") + std::to_string(shape[i]);
+  }
+  return text + (shape.size() == 1 ? ",)" : ")");
+}
+
+std::vector<int64_t> to_vector(const std::array<int64_t, 4>& dims) {
+  return {dims.begin(), dims.end()};
+}
+
+void check_shape(const npy::Array& array, const std::vector<int64_t>& expected,
+                 const std::string& argument, const std::string& what) {
+  if (array.shape != expected) {
+    throw Error(ErrorId::shape_mismatch, argument,
+                "expected shape " + shape_text(expected) + " (" + what + "), got " +
+                    shape_text(array.shape));
+  }
+}
+
+// A zeroed output tensor, refused up front when it could not be indexed or held (Geometry::make
+// already bounds every tensor to 2^31 - 1 elements, 8 GiB; this also turns a failed allocation into
+// an error naming the option whose numbers asked for it).
+std::vector<float> allocate(const std::array<int64_t, 4>& dims, const std::string& argument) {
+  const int64_t count = checked_element_count(dims, argument);
+  try {
+    return std::vector<float>(size_t(count), 0.0f);
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorId::too_large, argument,
+                "cannot allocate " + std::to_string(count) + " float32 elements");
+  }
+}
+
+// Fails early, before any computing, when the output cannot be a file in an existing directory.
+void check_output_path(const std::string& path, const std::string& argument) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    throw Error(ErrorId::io_error, argument, "cannot write " + path + ": it is a directory");
+  }
+  const size_t slash = path.rfind('/');
+  const std::string directory =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  if (::stat(directory.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    throw Error(ErrorId::io_error, argument,
+                "cannot write " + path + ": no directory " + directory);
+  }
+}
+
+struct Request {
+  Op op;
+  Attributes attributes;
+  bool use_reference;
+};
+
+Geometry make_geometry(const Request& request, const ActivationShape& input,
+                       const FilterShape& filter) {
+  try {
+    return Geometry::make(input, filter, request.attributes);
+  } catch (const Error& e) {
+    throw cli::with_argument(e, option_for(e.argument(), request.op));
+  }
+}
+
+void write_output(const std::string& path, const std::vector<int64_t>& shape,
+                  const std::vector<float>& data) {
+  npy::write(path, shape, data.data(), "--output");
+}
+
+void run_conv2d(const Request& request, const cli::Arguments& args, const Engine& engine) {
+  const npy::Array input = npy::read(args.value("--input"), "--input");
+  const npy::Array filter = npy::read(args.value("--filter"), "--filter");
+  npy::Array bias;
+  if (args.has("--bias")) bias = npy::read(args.value("--bias"), "--bias");
+
+  const Geometry g =
+      make_geometry(request, activation_shape(input.shape, request.attributes.format, "--input"),
+                    filter_shape(filter.shape, "--filter"));
+  if (args.has("--bias"))
+    check_shape(bias, {g.filter().k}, "--bias", "[K], K = the filter's out_channels");
+
+  const std::vector<int64_t> output_shape = to_vector(g.output_dims());
+  std::vector<float> output = allocate(g.output_dims(), "--output");
+  const float* b = args.has("--bias") ? bias.data.data() : nullptr;
+  if (request.use_reference) {
+    reference::conv2d(g, input.data.data(), filter.data.data(), b, output.data());
+  } else {
+    engine.conv2d(g, input.data.data(), filter.data.data(), b, output.data());
+  }
+  write_output(args.value("--output"), output_shape, output);
+}
+
+void run_backprop_input(const Request& request, const cli::Arguments& args, const Engine& engine) {
+  const std::vector<int64_t> sizes =
+      cli::parse_int_list(args.value("--input-sizes"), "--input-sizes", 4,
+                          request.attributes.format == DataFormat::NHWC ? "N,H,W,C" : "N,C,H,W");
+  const npy::Array filter = npy::read(args.value("--filter"), "--filter");
+  const Geometry g =
+      make_geometry(request, activation_shape(sizes, request.attributes.format, "--input-sizes"),
+                    filter_shape(filter.shape, "--filter"));
+  const npy::Array out_backprop = npy::read(args.value("--out-backprop"), "--out-backprop");
+  check_shape(out_backprop, to_vector(g.output_dims()), "--out-backprop",
+              "the output shape of the forward convolution");
+
+  const std::vector<int64_t> output_shape = to_vector(g.input_dims());
+  std::vector<float> input_grad = allocate(g.input_dims(), "--input-sizes");
+  if (request.use_reference) {
+    reference::conv2d_backprop_input(g, filter.data.data(), out_backprop.data.data(),
+                                     input_grad.data());
+  } else {
+    engine.conv2d_backprop_input(g, filter.data.data(), out_backprop.data.data(),
+                                 input_grad.data());
+  }
+  write_output(args.value("--output"), output_shape, input_grad);
+}
+
+void run_backprop_filter(const Request& request, const cli::Arguments& args, const Engine& engine) {
+  const std::vector<int64_t> sizes =
+      cli::parse_int_list(args.value("--filter-sizes"), "--filter-sizes", 4, "R,S,C,K");
+  const npy::Array input = npy::read(args.value("--input"), "--input");
+  const Geometry g =
+      make_geometry(request, activation_shape(input.shape, request.attributes.format, "--input"),
+                    filter_shape(sizes, "--filter-sizes"));
+  const npy::Array out_backprop = npy::read(args.value("--out-backprop"), "--out-backprop");
+  check_shape(out_backprop, to_vector(g.output_dims()), "--out-backprop",
+              "the output shape of the forward convolution");
+
+  const std::vector<int64_t> output_shape = to_vector(g.filter_dims());
+  std::vector<float> filter_grad = allocate(g.filter_dims(), "--filter-sizes");
+  std::vector<float> bias_grad(size_t(g.filter().k), 0.0f);
+  if (request.use_reference) {
+    reference::conv2d_backprop_filter(g, input.data.data(), out_backprop.data.data(),
+                                      filter_grad.data(), bias_grad.data());
+  } else {
+    engine.conv2d_backprop_filter(g, input.data.data(), out_backprop.data.data(),
+                                  filter_grad.data(), bias_grad.data());
+  }
+  if (!args.has("--bias-grad-output")) {
+    write_output(args.value("--output"), output_shape, filter_grad);
+    return;
+  }
+  // Two files: the bias gradient first, removed again if the main output cannot be written, so
+  // that a failed run leaves neither.
+  const std::string bias_path = args.value("--bias-grad-output");
+  npy::write(bias_path, {g.filter().k}, bias_grad.data(), "--bias-grad-output");
+  try {
+    write_output(args.value("--output"), output_shape, filter_grad);
+  } catch (...) {
+    ::unlink(bias_path.c_str());
+    throw;
+  }
+}
+
+}  // namespace
+
+int run_command(int argc, char** argv) {
+  const cli::Parser parser = make_parser();
+  const cli::Arguments args = parser.parse(argc, argv);
+  if (args.help()) {
+    std::cout << parser.usage();
+    return 0;
+  }
+
+  // Options first: the cheap checks come before any file is read.
+  Request request{};
+  request.op = parse_op(args.value("--op"), "--op");
+  check_op_options(request.op, args);
+  request.use_reference = args.flag("--reference");
+  const DataFormat format =
+      parse_data_format(args.value_or("--data-format", "NHWC"), "--data-format");
+  const Padding padding = parse_padding(args.value("--padding"), "--padding");
+  const std::vector<int64_t> strides = cli::parse_int_list(args.value("--strides"), "--strides");
+  std::vector<int64_t> explicit_paddings, dilations;
+  if (args.has("--explicit-paddings")) {
+    explicit_paddings =
+        cli::parse_int_list(args.value("--explicit-paddings"), "--explicit-paddings");
+  }
+  if (args.has("--dilations")) {
+    dilations = cli::parse_int_list(args.value("--dilations"), "--dilations");
+  }
+  try {
+    request.attributes =
+        Attributes::from_tensorflow(format, strides, padding, explicit_paddings, dilations);
+  } catch (const Error& e) {
+    throw cli::with_argument(e, option_for(e.argument(), request.op));
+  }
+  check_output_path(args.value("--output"), "--output");
+  if (args.has("--bias-grad-output")) {
+    check_output_path(args.value("--bias-grad-output"), "--bias-grad-output");
+    if (args.value("--bias-grad-output") == args.value("--output")) {
+      throw Error(ErrorId::invalid_argument, "--bias-grad-output",
+                  "must name another file than --output");
+    }
+  }
+
+  const Engine engine(convgen_kernels());
+  switch (request.op) {
+    case Op::conv2d:
+      run_conv2d(request, args, engine);
+      break;
+    case Op::conv2d_backprop_input:
+      run_backprop_input(request, args, engine);
+      break;
+    case Op::conv2d_backprop_filter:
+      run_backprop_filter(request, args, engine);
+      break;
+  }
+  return 0;
+}
+
+}  // namespace convgen::tools
