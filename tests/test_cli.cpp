@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,13 @@ using Args = std::vector<std::string>;
 
 CommandResult convgen_cli(const Args& args) {
   return convgen::testing::run_program(CONVGEN_EXE, args);
+}
+
+// The same with one more environment variable ("NAME=value"), set through env(1).
+CommandResult convgen_cli_with_env(const std::string& variable, const Args& args) {
+  Args env_args = {variable, CONVGEN_EXE};
+  env_args.insert(env_args.end(), args.begin(), args.end());
+  return convgen::testing::run_program("env", env_args);
 }
 
 // Replaces the value of `name` in `args`, or appends `name value` when absent. An empty `value`
@@ -75,6 +83,48 @@ convgen::Geometry geometry(const std::vector<int64_t>& input_dims, convgen::Data
 }
 
 std::vector<int64_t> dims(const std::array<int64_t, 4>& d) { return {d.begin(), d.end()}; }
+
+std::vector<std::string> words(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> out;
+  for (std::string word; in >> word;) out.push_back(word);
+  return out;
+}
+
+// The cells of the row of `convgen verify`'s table for `layer` and `op` (empty when there is none).
+std::vector<std::string> verify_row(const std::string& out, const std::string& layer,
+                                    const std::string& op) {
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    const std::vector<std::string> cells = words(line);
+    if (cells.size() >= 2 && cells[0] == layer && cells[1] == op) return cells;
+  }
+  return {};
+}
+// Where the table's columns are.
+enum VerifyColumn : size_t {
+  kLayer,
+  kOp,
+  kChosen,
+  kSpecRatio,
+  kSpecMs,
+  kSpecGflops,
+  kGenRatio,
+  kGenMs,
+  kGenGflops,
+  kNaiveMs,
+  kSpecOverGen,
+  kSpecOverNaive,
+  kStatus,
+  kColumns
+};
+
+// A ratio cell of a kernel within tolerance.
+void check_ratio_ok(const std::string& cell) {
+  INFO("ratio " << cell);
+  CHECK(cell != "-");
+  CHECK(std::stod(cell) <= 1.0);
+}
 
 // Runs a command that must succeed and returns the array in `output`.
 convgen::npy::Array run_ok(const Args& args, const std::string& output) {
@@ -606,14 +656,86 @@ TEST_CASE("verify checks a small config and reports each kernel", "[cli]") {
   INFO("stdout: " << r.out << "\nstderr: " << r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.err.empty());
-  CHECK_THAT(r.out, Catch::Contains("n2h9w7c3_k5r3s3_sh2sw2dh1dw1_pt1pb1pl1pr1_nhwc"));
-  CHECK_THAT(r.out, Catch::Contains("convgen_conv2d_backprop_filter__generic_nchw"));
-  CHECK_THAT(r.out, Catch::Contains("verified 4 kernels, 0 over tolerance"));
+  // Shapes no kernel of the tool is specialized for: the generic kernels, checked and timed, and
+  // "-" where the specialized kernel would be.
+  for (const auto& [layer, op] :
+       std::vector<std::pair<std::string, std::string>>{{"tiny", "conv2d"},
+                                                        {"tiny", "conv2d_backprop_input"},
+                                                        {"tiny", "conv2d_backprop_filter"},
+                                                        {"tiny_nchw", "conv2d_backprop_filter"}}) {
+    const std::vector<std::string> row = verify_row(r.out, layer, op);
+    INFO(layer << " " << op);
+    REQUIRE(row.size() == kColumns);
+    CHECK(row[kChosen] == "generic");
+    for (size_t column : {kSpecRatio, kSpecMs, kSpecGflops, kSpecOverGen, kSpecOverNaive}) {
+      CHECK(row[column] == "-");
+    }
+    check_ratio_ok(row[kGenRatio]);
+    CHECK(std::stod(row[kGenMs]) >= 0);
+    CHECK(std::stod(row[kNaiveMs]) >= 0);
+    CHECK(row[kStatus] == "ok");
+  }
+  CHECK(verify_row(r.out, "tiny_nchw", "conv2d").empty());  // not among its ops
+  // Shape keys are in the legend below the table, one line per layer.
+  const size_t legend = r.out.find("shape keys");
+  REQUIRE(legend != std::string::npos);
+  CHECK(r.out.find("  tiny       n2h9w7c3_k5r3s3_sh2sw2dh1dw1_pt1pb1pl1pr1_nhwc\n", legend) !=
+        std::string::npos);
+  CHECK(r.out.find("  tiny_nchw  n1h8w8c4_k2r3s2_sh1sw1dh2dw1_pt1pb0pl2pr1_nchw\n", legend) !=
+        std::string::npos);
+  CHECK_THAT(r.out, Catch::Contains("tolerance per element"));
+  CHECK_THAT(r.out, Catch::EndsWith("\nverified 4 kernels, 0 over tolerance\n"));
 
   const CommandResult only =
       convgen_cli({"verify", "--config", dir / "small.json", "--repeats", "1", "--ops", "conv2d"});
   CHECK(only.exit_code == 0);
   CHECK_THAT(only.out, Catch::Contains("verified 1 kernels, 0 over tolerance"));
+}
+
+TEST_CASE("verify compares a layer's specialized kernel with the generic one", "[cli]") {
+  const TempDir dir;
+  // resnet_res4_1x1 of configs/resnet_layers.json, whose kernels the tool has specialized, under
+  // another name; and a shape that is in no config of the tool's.
+  convgen::testing::write_bytes(dir / "mixed.json",
+                                R"({"layers": [
+        {"name": "res4_1x1", "N": 1, "H": 14, "W": 14, "C": 256, "K": 1024, "R": 1, "S": 1,
+         "stride": 1, "dilation": 1, "padding": "VALID"},
+        {"name": "odd_one", "N": 1, "H": 10, "W": 9, "C": 3, "K": 4, "R": 3, "S": 3,
+         "padding": "SAME"}]})");
+  const CommandResult r =
+      convgen_cli({"verify", "--config", dir / "mixed.json", "--repeats", "1", "--ops", "conv2d"});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.empty());
+
+  const std::vector<std::string> res4 = verify_row(r.out, "res4_1x1", "conv2d");
+  REQUIRE(res4.size() == kColumns);
+  CHECK(res4[kChosen] == "specialized");
+  check_ratio_ok(res4[kSpecRatio]);
+  check_ratio_ok(res4[kGenRatio]);
+  CHECK(std::stod(res4[kSpecMs]) > 0);
+  CHECK(std::stod(res4[kGenMs]) > 0);
+  CHECK(std::stod(res4[kSpecGflops]) > 0);
+  CHECK_THAT(res4[kSpecOverGen], Catch::EndsWith("x"));
+  CHECK_THAT(res4[kSpecOverNaive], Catch::EndsWith("x"));
+  CHECK(res4[kStatus] == "ok");
+
+  const std::vector<std::string> odd = verify_row(r.out, "odd_one", "conv2d");
+  REQUIRE(odd.size() == kColumns);
+  CHECK(odd[kChosen] == "generic");
+  CHECK(odd[kSpecRatio] == "-");
+  check_ratio_ok(odd[kGenRatio]);
+  CHECK(odd[kStatus] == "ok");
+
+  CHECK_THAT(r.out,
+             Catch::Contains("res4_1x1  n1h14w14c256_k1024r1s1_sh1sw1dh1dw1_pt0pb0pl0pr0_nhwc"));
+  // Two kernels for the specialized layer, one for the other.
+  CHECK_THAT(r.out, Catch::EndsWith("\nverified 3 kernels, 0 over tolerance\n"));
+  // The table fits a wide terminal.
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("res4_1x1", 0) == 0 || line.rfind("layer", 0) == 0) CHECK(line.size() <= 170);
+  }
 }
 
 TEST_CASE("verify refuses bad configs and options", "[cli]") {
@@ -642,5 +764,148 @@ TEST_CASE("verify refuses bad configs and options", "[cli]") {
     CHECK(r.exit_code == 1);
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     CHECK_THAT(r.err, Catch::StartsWith("convgen: error: " + argument));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// convgen run --explain, and the dispatch log
+
+namespace {
+
+constexpr const char* kRes4Key = "n1h14w14c256_k1024r1s1_sh1sw1dh1dw1_pt0pb0pl0pr0_nhwc";
+
+// The explanation's line for `kernel`, without its newline ("" when there is none).
+std::string line_of(const std::string& out, const std::string& kernel) {
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() > 2 && line.compare(2, kernel.size() + 1, kernel + ":") == 0) return line;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("run --explain names the specialized kernel for a layer of the tool's config", "[cli]") {
+  const TempDir dir;
+  // resnet_res4_1x1 of configs/resnet_layers.json.
+  write_test_npy(dir / "x.npy", {1, 14, 14, 256}, 1);
+  write_test_npy(dir / "w.npy", {1, 1, 256, 1024}, 2);
+  write_test_npy(dir / "b.npy", {1024}, 3);
+  Args args = {"run",      "--op",        "conv2d", "--input",     dir / "x.npy",
+               "--filter", dir / "w.npy", "--bias", dir / "b.npy", "--strides",
+               "1,1,1,1",  "--padding",   "VALID",  "--explain"};
+  const std::set<std::string> before = dir.entries();
+  SECTION("without --output") {}
+  SECTION("with --output, which is not written") { args = with(args, "--output", dir / "y.npy"); }
+  const CommandResult r = convgen_cli(args);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.empty());
+  const std::string specialized = std::string("convgen_conv2d__") + kRes4Key;
+  CHECK_THAT(r.out, Catch::StartsWith(std::string("conv2d ") + kRes4Key + "\n* " + specialized +
+                                      ": chosen\n"));
+  CHECK(line_of(r.out, "convgen_conv2d__generic_nhwc") ==
+        "  convgen_conv2d__generic_nhwc: a kernel specialized for this shape is preferred");
+  CHECK(line_of(r.out, "convgen_conv2d__generic_nchw") ==
+        "  convgen_conv2d__generic_nchw: takes NCHW");
+  CHECK(line_of(r.out, std::string("convgen_conv2d_backprop_input__") + kRes4Key) ==
+        "  convgen_conv2d_backprop_input__" + std::string(kRes4Key) +
+            ": computes conv2d_backprop_input");
+  CHECK_THAT(line_of(r.out, "convgen_conv2d__n1h7w7c512_k512r3s3_sh1sw1dh1dw1_pt1pb1pl1pr1_nhwc"),
+             Catch::EndsWith("specialized for another shape "
+                             "(n1h7w7c512_k512r3s3_sh1sw1dh1dw1_pt1pb1pl1pr1_nhwc)"));
+  // Exactly one kernel is chosen.
+  CHECK(std::count(r.out.begin(), r.out.end(), '*') == 1);
+  CHECK(dir.entries() == before);
+}
+
+TEST_CASE_METHOD(BadInput, "run --explain picks the generic kernel for a shape of no config",
+                 "[cli]") {
+  const std::set<std::string> before = dir.entries();
+  const std::pair<Args, std::string> cases[] = {{conv2d(), "conv2d"},
+                                                {backprop_input(), "conv2d_backprop_input"},
+                                                {backprop_filter(), "conv2d_backprop_filter"}};
+  for (const auto& [command, op] : cases) {
+    INFO(op);
+    Args args = without(command, "--output");
+    args.push_back("--explain");
+    const CommandResult r = convgen_cli(args);
+    INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.empty());
+    const std::string generic = "convgen_" + op + "__generic_nhwc";
+    CHECK_THAT(r.out, Catch::StartsWith(op + " n1h6w6c3_k4r3s3_sh1sw1dh1dw1_pt1pb1pl1pr1_nhwc\n* " +
+                                        generic + ": chosen\n"));
+    const std::string other = "convgen_" + op + "__" + kRes4Key;
+    CHECK(line_of(r.out, other) ==
+          "  " + other + ": specialized for another shape (" + kRes4Key + ")");
+    CHECK(line_of(r.out, "convgen_" + op + "__generic_nchw") ==
+          "  convgen_" + op + "__generic_nchw: takes NCHW");
+  }
+  CHECK(dir.entries() == before);  // nothing written
+  // The same for NCHW data, whose generic kernel is another.
+  write_test_npy(dir / "x_nchw.npy", {1, 3, 6, 6}, 5);
+  Args args = without(with(with(conv2d(), "--data-format", "NCHW"), "--input", dir / "x_nchw.npy"),
+                      "--bias");
+  args = without(args, "--output");
+  args.push_back("--explain");
+  const CommandResult r = convgen_cli(args);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\n* convgen_conv2d__generic_nchw: chosen\n"));
+  CHECK(line_of(r.out, "convgen_conv2d__generic_nhwc") ==
+        "  convgen_conv2d__generic_nhwc: takes NHWC");
+  CHECK(dir.entries().count("out.npy") == 0);
+}
+
+TEST_CASE_METHOD(BadInput, "run --explain checks everything a run checks", "[cli]") {
+  auto explain = [](Args args) {
+    args.push_back("--explain");
+    return without(args, "--output");
+  };
+  CHECK_THAT(refuse(with(explain(conv2d()), "--strides", "1,0,1,1"), "--strides"),
+             Catch::Contains("invalid_stride"));
+  refuse(with(explain(conv2d()), "--input", dir / "absent.npy"), "--input");
+  write_test_npy(dir / "b5.npy", {5}, 8);
+  refuse(with(explain(conv2d()), "--bias", dir / "b5.npy"), "--bias");
+  write_test_npy(dir / "dy5.npy", {1, 5, 6, 4}, 10);
+  refuse(with(explain(backprop_input()), "--out-backprop", dir / "dy5.npy"), "--out-backprop");
+  refuse(with(explain(backprop_filter()), "--out-backprop", dir / "dy5.npy"), "--out-backprop");
+  refuse(with(explain(backprop_input()), "--bias", dir / "b.npy"), "--bias");
+  // --explain chooses a compiled kernel; the reference is not one.
+  Args both = explain(conv2d());
+  both.push_back("--reference");
+  CHECK_THAT(refuse(both, "--explain"), Catch::Contains("--reference"));
+  // Without --explain, --output stays required.
+  CHECK_THAT(refuse(without(conv2d(), "--output"), "--output"), Catch::Contains("--explain"));
+}
+
+TEST_CASE_METHOD(BadInput, "CONVGEN_VERBOSE=dispatch logs each kernel choice on stderr", "[cli]") {
+  const std::string key = "n1h6w6c3_k4r3s3_sh1sw1dh1dw1_pt1pb1pl1pr1_nhwc";
+  SECTION("a run") {
+    const CommandResult r = convgen_cli_with_env("CONVGEN_VERBOSE=dispatch", conv2d());
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::StartsWith("convgen dispatch: conv2d " + key + "\n"));
+    CHECK_THAT(r.err, Catch::Contains("\n* convgen_conv2d__generic_nhwc: chosen\n"));
+    CHECK(std::count(r.err.begin(), r.err.end(), '*') == 1);
+    CHECK(convgen::npy::read(out(), "out").shape == std::vector<int64_t>{1, 6, 6, 4});
+  }
+  SECTION("an --explain run logs the choice too") {
+    Args args = without(backprop_filter(), "--output");
+    args.push_back("--explain");
+    const CommandResult r = convgen_cli_with_env("CONVGEN_VERBOSE=dispatch", args);
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.err, Catch::StartsWith("convgen dispatch: conv2d_backprop_filter " + key + "\n"));
+    CHECK_THAT(r.err,
+               Catch::Contains("\n* convgen_conv2d_backprop_filter__generic_nhwc: chosen\n"));
+    // The log is the explanation that stdout shows, after its heading.
+    CHECK(r.err.substr(r.err.find('\n')) == r.out.substr(r.out.find('\n')));
+  }
+  SECTION("other values log nothing") {
+    const CommandResult r = convgen_cli_with_env("CONVGEN_VERBOSE=", conv2d());
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.empty());
   }
 }

@@ -125,6 +125,8 @@ const char* format_name(DataFormat f) { return f == DataFormat::NHWC ? "NHWC" : 
 // The generator command that builds `kernel` into `dir`.
 std::vector<std::string> generator_command(const Options& options, const KernelPlan& kernel,
                                            const fs::path& dir) {
+  std::vector<std::string> outputs = {"object", "h"};
+  outputs.insert(outputs.end(), options.review_outputs.begin(), options.review_outputs.end());
   std::vector<std::string> command = {
       options.generator,
       "-g",
@@ -134,7 +136,7 @@ std::vector<std::string> generator_command(const Options& options, const KernelP
       "-o",
       dir.string(),
       "-e",
-      "object,h",
+      join(outputs, ","),
       "target=" + join(with_feature(options.targets, "no_runtime"), ","),
       std::string("data_format=") + format_name(kernel.format)};
   if (!kernel.shape_key.empty()) command.push_back("shape=" + kernel.shape_key);

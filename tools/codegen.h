@@ -31,6 +31,7 @@ struct Options {
   std::vector<std::string> targets;         // expanded Halide target strings
   std::string out_dir;
   std::string generator;  // the convgen_generators executable
+  std::vector<std::string> review_outputs;  // extra Halide outputs for review: "stmt", "assembly"
   int jobs = 1;
 };
 

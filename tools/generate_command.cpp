@@ -42,10 +42,13 @@ int generate_command(int argc, char** argv) {
       .option("--out", "DIR", "output folder", /*required=*/true)
       .option("--library", "NAME", "library and kernel-list name (default convgen_kernels)")
       .option("--targets", "T,...",
-              "Halide targets; 'x86-64' = AVX-512, AVX2+FMA and SSE4.1 (default), 'host'")
+              "Halide targets (default: the config's \"targets\", else x86-64 = AVX-512, "
+              "AVX2+FMA and SSE4.1; 'host' = this machine)")
       .option("--generic", "NHWC,NCHW|none",
               "layouts that get generic kernels (default: those the config uses)")
       .option("--jobs", "N", "generator processes at once (default 2)")
+      .option("--emit", "stmt,assembly",
+              "also write each kernel's Halide statement file and assembly, for review")
       .option("--generator", "PATH", "the convgen_generators executable")
       .flag("--list-outputs", "print the files a generation writes, and nothing else");
   const cli::Arguments args = parser.parse(argc, argv);
@@ -57,9 +60,15 @@ int generate_command(int argc, char** argv) {
   codegen::Options options;
   options.out_dir = args.value("--out");
   options.library = args.value_or("--library", options.library);
-  options.targets = codegen::expand_targets(
-      cli::parse_list(args.value_or("--targets", "x86-64"), "--targets"), "--targets");
-  if (args.has("--config")) options.layers = read_shape_config(args.value("--config")).layers;
+  // Targets: --targets, else the config's "targets", else x86-64.
+  std::vector<std::string> targets = {"x86-64"};
+  if (args.has("--config")) {
+    ShapeConfig config = read_shape_config(args.value("--config"));
+    options.layers = std::move(config.layers);
+    if (!config.targets.empty()) targets = config.targets;
+  }
+  if (args.has("--targets")) targets = cli::parse_list(args.value("--targets"), "--targets");
+  options.targets = codegen::expand_targets(targets, "--targets");
   if (args.has("--generic")) {
     const std::string generic = args.value("--generic");
     if (generic != "none") {
@@ -74,6 +83,15 @@ int generate_command(int argc, char** argv) {
           options.generic_formats.end()) {
         options.generic_formats.push_back(f);
       }
+    }
+  }
+  if (args.has("--emit")) {
+    for (const std::string& output : cli::parse_list(args.value("--emit"), "--emit")) {
+      if (output != "stmt" && output != "assembly") {
+        throw Error(ErrorId::invalid_argument, "--emit",
+                    "expected stmt and/or assembly, got " + cli::quote(output));
+      }
+      options.review_outputs.push_back(output);
     }
   }
   const int64_t jobs = cli::parse_int(args.value_or("--jobs", "2"), "--jobs");

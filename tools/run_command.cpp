@@ -2,6 +2,8 @@
 //
 // Everything is checked before the output is written: options, then files, then the geometry and
 // every tensor's shape. The output is written last and atomically, so a failed run leaves no file.
+// With --explain the command stops once the kernel is chosen: it prints which kernel of the tool's
+// list would run the call and why each other one would not, and computes and writes nothing.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,10 +41,14 @@ cli::Parser make_parser() {
               "before,after pairs in data-format order (EXPLICIT only)")
       .option("--dilations", "1,dh,dw,1", "dilations in data-format order (default all 1)")
       .option("--data-format", "NHWC|NCHW", "layout of the activations (default NHWC)")
-      .option("--output", "OUT.npy", "where the result goes: Y, DX or DW", true)
+      .option("--output", "OUT.npy",
+              "where the result goes: Y, DX or DW (required unless --explain is given)")
       .option("--bias-grad-output", "DB.npy",
               "also write the bias gradient (conv2d_backprop_filter only; optional)")
-      .flag("--reference", "compute with the naive reference instead of a compiled kernel");
+      .flag("--reference", "compute with the naive reference instead of a compiled kernel")
+      .flag("--explain",
+            "check everything, then print which compiled kernel would run the call and why the "
+            "others would not; compute and write nothing");
   return parser;
 }
 
@@ -156,7 +162,18 @@ struct Request {
   Op op;
   Attributes attributes;
   bool use_reference;
+  bool explain;  // stop after choosing the kernel: print the choice, compute and write nothing
 };
+
+// The end of an --explain run, once every input has been checked: the call on one line, then the
+// Engine's explanation. The kernel is then chosen as a real run chooses it, so that
+// CONVGEN_VERBOSE=dispatch logs the choice as it would for a real run.
+void explain(const Request& request, const Engine& engine, const Geometry& g) {
+  const Explanation explanation = engine.explain(request.op, g);
+  std::cout << to_string(request.op) << " " << g.key() << "\n"
+            << explanation.to_string() << std::flush;
+  if (explanation.chosen) engine.select(request.op, g);
+}
 
 Geometry make_geometry(const Request& request, const ActivationShape& input,
                        const FilterShape& filter) {
@@ -183,6 +200,10 @@ void run_conv2d(const Request& request, const cli::Arguments& args, const Engine
                     filter_shape(filter.shape, "--filter"));
   if (args.has("--bias"))
     check_shape(bias, {g.filter().k}, "--bias", "[K], K = the filter's out_channels");
+  if (request.explain) {
+    explain(request, engine, g);
+    return;
+  }
 
   const std::vector<int64_t> output_shape = to_vector(g.output_dims());
   std::vector<float> output = allocate(g.output_dims(), "--output");
@@ -206,6 +227,10 @@ void run_backprop_input(const Request& request, const cli::Arguments& args, cons
   const npy::Array out_backprop = npy::read(args.value("--out-backprop"), "--out-backprop");
   check_shape(out_backprop, to_vector(g.output_dims()), "--out-backprop",
               "the output shape of the forward convolution");
+  if (request.explain) {
+    explain(request, engine, g);
+    return;
+  }
 
   const std::vector<int64_t> output_shape = to_vector(g.input_dims());
   std::vector<float> input_grad = allocate(g.input_dims(), "--input-sizes");
@@ -229,6 +254,10 @@ void run_backprop_filter(const Request& request, const cli::Arguments& args, con
   const npy::Array out_backprop = npy::read(args.value("--out-backprop"), "--out-backprop");
   check_shape(out_backprop, to_vector(g.output_dims()), "--out-backprop",
               "the output shape of the forward convolution");
+  if (request.explain) {
+    explain(request, engine, g);
+    return;
+  }
 
   const std::vector<int64_t> output_shape = to_vector(g.filter_dims());
   std::vector<float> filter_grad = allocate(g.filter_dims(), "--filter-sizes");
@@ -271,6 +300,15 @@ int run_command(int argc, char** argv) {
   request.op = parse_op(args.value("--op"), "--op");
   check_op_options(request.op, args);
   request.use_reference = args.flag("--reference");
+  request.explain = args.flag("--explain");
+  if (request.explain && request.use_reference) {
+    throw Error(ErrorId::invalid_argument, "--explain",
+                "cannot be combined with --reference (the reference involves no kernel choice)");
+  }
+  if (!request.explain && !args.has("--output")) {
+    throw Error(ErrorId::invalid_argument, "--output",
+                "is required (--output OUT.npy) unless --explain is given");
+  }
   const DataFormat format =
       parse_data_format(args.value_or("--data-format", "NHWC"), "--data-format");
   const Padding padding = parse_padding(args.value("--padding"), "--padding");
@@ -289,8 +327,9 @@ int run_command(int argc, char** argv) {
   } catch (const Error& e) {
     throw cli::with_argument(e, option_for(e.argument(), request.op));
   }
-  check_output_path(args.value("--output"), "--output");
-  if (args.has("--bias-grad-output")) {
+  // An --explain run writes nothing, so its output paths are not checked.
+  if (!request.explain) check_output_path(args.value("--output"), "--output");
+  if (args.has("--bias-grad-output") && !request.explain) {
     check_output_path(args.value("--bias-grad-output"), "--bias-grad-output");
     if (args.value("--bias-grad-output") == args.value("--output")) {
       throw Error(ErrorId::invalid_argument, "--bias-grad-output",

@@ -1,4 +1,8 @@
+#include <algorithm>
 #include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "convgen/convgen.h"
@@ -48,19 +52,96 @@ void run(const Kernel& kernel, const KernelArgs& args) {
 
 }  // namespace
 
-const Kernel& Engine::select(Op op, const Geometry& g) const {
+Engine::Engine(const KernelList& kernels) : kernels_(&kernels) {
+  for (const Kernel& kernel : kernels) target_refusals_.push_back(target_refusal(kernel.targets));
+  const char* verbose = std::getenv("CONVGEN_VERBOSE");
+  verbose_ = verbose && std::string(verbose).find("dispatch") != std::string::npos;
+}
+
+namespace {
+
+// Why a kernel was passed over (or chosen) for one call.
+enum class Verdict { chosen, other_op, other_format, other_shape, target, duplicate, not_preferred };
+
+// The one selection rule, shared by select() (no verdicts, no strings: the hot path) and explain().
+// Preference: a specialized kernel for exactly this geometry, then a generic one; the first of each
+// kind in list order.
+const Kernel* choose(const KernelList& kernels, const std::vector<std::string>& refusals,
+                            Op op, const Geometry& g, std::vector<Verdict>* verdicts) {
   const std::string key = g.key();
+  const Kernel* specialized = nullptr;
   const Kernel* generic = nullptr;
-  for (const Kernel& kernel : *kernels_) {
-    if (kernel.op != op || kernel.format != g.format()) continue;
-    if (kernel.shape_key == key) return kernel;
-    if (kernel.shape_key.empty() && !generic) generic = &kernel;
+  for (size_t i = 0; i < kernels.size(); i++) {
+    const Kernel& k = kernels[i];
+    Verdict v = Verdict::not_preferred;
+    if (k.op != op) {
+      v = Verdict::other_op;
+    } else if (k.format != g.format()) {
+      v = Verdict::other_format;
+    } else if (!k.shape_key.empty() && k.shape_key != key) {
+      v = Verdict::other_shape;
+    } else if (!refusals[i].empty()) {
+      v = Verdict::target;
+    } else if (!k.shape_key.empty() ? specialized : generic) {
+      v = Verdict::duplicate;
+    } else {
+      (k.shape_key.empty() ? generic : specialized) = &k;
+    }
+    if (verdicts) verdicts->push_back(v);
   }
-  if (!generic) {
+  const Kernel* chosen = specialized ? specialized : generic;
+  if (verdicts && chosen) (*verdicts)[size_t(chosen - kernels.data())] = Verdict::chosen;
+  return chosen;
+}
+
+}  // namespace
+
+Explanation Engine::explain(Op op, const Geometry& g) const {
+  std::vector<Verdict> verdicts;
+  Explanation e;
+  e.chosen = choose(*kernels_, target_refusals_, op, g, &verdicts);
+  for (size_t i = 0; i < kernels_->size(); i++) {
+    const Kernel& k = (*kernels_)[i];
+    std::string text;
+    switch (verdicts[i]) {
+      case Verdict::chosen: text = "chosen"; break;
+      case Verdict::other_op: text = std::string("computes ") + to_string(k.op); break;
+      case Verdict::other_format: text = std::string("takes ") + to_string(k.format); break;
+      case Verdict::other_shape:
+        text = "specialized for another shape (" + std::string(k.shape_key) + ")";
+        break;
+      case Verdict::target: text = target_refusals_[i]; break;
+      case Verdict::duplicate: text = "an earlier kernel of the list does the same"; break;
+      case Verdict::not_preferred: text = "a kernel specialized for this shape is preferred"; break;
+    }
+    e.candidates.push_back({&k, text});
+  }
+  std::stable_partition(e.candidates.begin(), e.candidates.end(),
+                        [&](const Explanation::Candidate& c) { return c.kernel == e.chosen; });
+  return e;
+}
+
+std::string Explanation::to_string() const {
+  std::string text;
+  for (const Candidate& c : candidates) {
+    text += (c.kernel == chosen ? "* " : "  ") + std::string(c.kernel->name) + ": " + c.verdict + "\n";
+  }
+  if (!chosen) text += "no kernel can run this call\n";
+  return text;
+}
+
+const Kernel& Engine::select(Op op, const Geometry& g) const {
+  if (verbose_) {
+    std::fprintf(stderr, "convgen dispatch: %s %s\n%s", to_string(op), g.key().c_str(),
+                 explain(op, g).to_string().c_str());
+  }
+  const Kernel* chosen = choose(*kernels_, target_refusals_, op, g, nullptr);
+  if (!chosen) {
     throw Error(ErrorId::unsupported, "op",
-                std::string("no compiled ") + to_string(op) + " kernel for " + to_string(g.format()));
+                std::string("no kernel of the list runs ") + to_string(op) + " on " + g.key() +
+                    " on this machine");
   }
-  return *generic;
+  return *chosen;
 }
 
 void Engine::conv2d(const Geometry& g, const float* input, const float* filter, const float* bias,

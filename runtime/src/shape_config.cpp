@@ -328,6 +328,21 @@ ShapeConfig parse_shape_config(const std::string& text, const std::string& sourc
     }
     config.layers.push_back(std::move(layer));
   }
+  if (root.contains("targets")) {
+    const json& targets = root.at("targets");
+    const std::string targets_at = source + ":/targets";
+    if (!targets.is_array() || targets.empty()) {
+      throw Error(ErrorId::invalid_argument, targets_at,
+                  "expected a non-empty list of Halide target strings, got " + excerpt(targets));
+    }
+    for (size_t i = 0; i < targets.size(); i++) {
+      if (!targets[i].is_string() || targets[i].get<std::string>().empty()) {
+        throw Error(ErrorId::invalid_argument, targets_at + "/" + std::to_string(i),
+                    "expected a Halide target string, got " + excerpt(targets[i]));
+      }
+      config.targets.push_back(targets[i].get<std::string>());
+    }
+  }
   return config;
 }
 

@@ -6,6 +6,10 @@
 //   engine.conv2d(g, x, w, bias, y);
 #pragma once
 
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "convgen/error.h"
 #include "convgen/geometry.h"
 #include "convgen/kernel.h"
@@ -14,14 +18,30 @@
 
 namespace convgen {
 
-// Dispatches each call to a kernel of `kernels`: one specialized for exactly the call's geometry if
-// the list has it, else a generic one for the layout. Holds no mutable state: one Engine may serve
-// any number of threads.
+// Why each kernel of a list was or was not chosen for one call.
+struct Explanation {
+  struct Candidate {
+    const Kernel* kernel;
+    std::string verdict;  // "chosen", or why not: the shape, the target, a better kernel
+  };
+  const Kernel* chosen = nullptr;  // null when no kernel can run the call
+  std::vector<Candidate> candidates;
+
+  // One line per candidate, the chosen one first.
+  std::string to_string() const;
+};
+
+// Dispatches each call to a kernel of `kernels`: one specialized for exactly the call's geometry
+// when the list has one that this CPU can run, else a generic one for the layout. Holds no mutable
+// state: one Engine may serve any number of threads. With CONVGEN_VERBOSE=dispatch in the
+// environment (read when the Engine is made) each call logs its explanation on stderr.
 class Engine {
  public:
-  explicit Engine(const KernelList& kernels) : kernels_(&kernels) {}
+  explicit Engine(const KernelList& kernels);
 
-  // The kernel that runs `op` on `g`; throws ErrorId::unsupported when the list has none.
+  // Which kernel would run `op` on `g`, and why the others would not.
+  Explanation explain(Op op, const Geometry& g) const;
+  // The kernel that runs `op` on `g`; throws ErrorId::unsupported when none can.
   const Kernel& select(Op op, const Geometry& g) const;
 
   // Tensors are dense and C-ordered with the geometry's sizes, as in convgen::reference. `bias` and
@@ -35,6 +55,13 @@ class Engine {
 
  private:
   const KernelList* kernels_;
+  std::vector<std::string> target_refusals_;  // per kernel: empty when this machine can run it
+  bool verbose_ = false;
 };
+
+// Whether this machine can run code for a Halide target string ("x86-64-linux-avx2-fma", "host",
+// or a comma-separated multitarget list, which runs when any of its entries does). Returns an empty
+// string when it can, else the reason it cannot.
+std::string target_refusal(std::string_view targets);
 
 }  // namespace convgen

@@ -13,7 +13,9 @@
 //             integers >= 0, required exactly for EXPLICIT), data_format ("NHWC" default, or
 //             "NCHW"), bias (boolean, default true), ops (non-empty list of distinct operator
 //             names, default all three).
-// Top-level keys other than "layers" (e.g. "about") are ignored; unknown keys inside a layer are
+// The optional top-level "targets" lists the targets to build for (Halide target strings, or the
+// names `convgen generate --targets` knows, e.g. "x86-64", "host"). Other top-level keys (e.g.
+// "about") are ignored; unknown keys inside a layer are
 // errors, so that a typo cannot silently fall back to a default.
 //
 // Every error is a convgen::Error whose argument is the source followed by the JSON pointer of the
@@ -36,7 +38,8 @@ struct Layer {
 };
 
 struct ShapeConfig {
-  std::vector<Layer> layers;  // in the config's order; never empty
+  std::vector<Layer> layers;         // in the config's order; never empty
+  std::vector<std::string> targets;  // Halide targets to build for; empty: the tool's default
 };
 
 // Reads and parses the file at `path` (errors name `path` as their source; an unreadable file is an
