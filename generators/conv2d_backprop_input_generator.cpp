@@ -23,7 +23,7 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     require(output, Tensor::input);
 
     // The schedule.
-    schedule_activation_output(output, dx);
+    schedule_activation_output(output, Tensor::input, dx);
   }
 };
 

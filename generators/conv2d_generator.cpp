@@ -26,7 +26,7 @@ class Conv2D : public ConvGenerator<Conv2D> {
     require(output, Tensor::output);
 
     // The schedule.
-    schedule_activation_output(output, y);
+    schedule_activation_output(output, Tensor::output, y);
   }
 };
 

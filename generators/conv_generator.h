@@ -91,13 +91,18 @@ class ConvGenerator : public Halide::Generator<T> {
     return g;
   }
 
-  // The geometry's scalars: constants when specialized, else the run-time inputs. Buffer extents
-  // are added with the with_*() calls below from whichever buffers are the kernel's inputs (an
-  // output's extents cannot be read while the algorithm that defines it is being written); fields
-  // no buffer gives stay undefined and unused.
+  // The geometry: all constants when specialized. Else the scalars are the run-time inputs and
+  // buffer extents are added with the with_*() calls below from whichever buffers are the kernel's
+  // inputs (an output's extents cannot be read while the algorithm that defines it is being
+  // written); fields no buffer gives stay undefined and unused.
   ConvExprs geometry() const {
     ConvExprs g;
     if (const auto s = specialization()) {
+      // Every field a constant, so reduction extents are too and the schedule can read them.
+      g.batch = int(s->input().n);
+      g.in_h = int(s->input().h), g.in_w = int(s->input().w), g.in_c = int(s->input().c);
+      g.out_h = int(s->output().h), g.out_w = int(s->output().w), g.out_c = int(s->output().c);
+      g.filter_h = int(s->filter().r), g.filter_w = int(s->filter().s);
       g.stride_h = int(s->stride_h()), g.stride_w = int(s->stride_w());
       g.dilation_h = int(s->dilation_h()), g.dilation_w = int(s->dilation_w());
       g.pad_top = int(s->pad_top()), g.pad_left = int(s->pad_left());
@@ -110,15 +115,18 @@ class ConvGenerator : public Halide::Generator<T> {
   }
   template <typename Buffer>
   void with_input_side(ConvExprs& g, const Buffer& in) const {
+    if (specialization()) return;
     std::tie(g.in_c, g.in_w, g.in_h, g.batch) = as_tuple(canonical_extents(in, data_format));
   }
   template <typename Buffer>
   void with_output_side(ConvExprs& g, const Buffer& out) const {
+    if (specialization()) return;
     std::tie(g.out_c, g.out_w, g.out_h, g.batch) = as_tuple(canonical_extents(out, data_format));
   }
   // HWIO in row-major order is (k, c, s, r) in Halide's innermost-first order.
   template <typename Buffer>
-  static void with_filter(ConvExprs& g, const Buffer& filter) {
+  void with_filter(ConvExprs& g, const Buffer& filter) const {
+    if (specialization()) return;
     g.out_c = filter.dim(0).extent();
     g.in_c = filter.dim(1).extent();
     g.filter_w = filter.dim(2).extent();
@@ -137,47 +145,51 @@ class ConvGenerator : public Halide::Generator<T> {
   enum class Tensor { input, output, filter, bias };
   template <typename Buffer>
   void require(Buffer& b, Tensor tensor) const {
-    const std::optional<Geometry> s = specialization();
-    std::vector<int64_t> dims;  // C order, as the user sees the tensor
-    if (s) {
-      switch (tensor) {
-        case Tensor::input: dims = as_vector(s->input_dims()); break;
-        case Tensor::output: dims = as_vector(s->output_dims()); break;
-        case Tensor::filter: dims = as_vector(s->filter_dims()); break;
-        case Tensor::bias: dims = {s->filter().k}; break;
-      }
-    }
+    const std::vector<int64_t> extents = known_extents(tensor);
     int64_t stride = 1;
     for (int d = 0; d < b.dimensions(); d++) {
       b.dim(d).set_min(0);
-      if (!s) continue;
-      const int64_t extent = dims[dims.size() - 1 - size_t(d)];
-      b.dim(d).set_extent(int(extent)).set_stride(int(stride));
-      stride *= extent;
+      if (extents.empty()) continue;
+      b.dim(d).set_extent(int(extents[size_t(d)])).set_stride(int(stride));
+      stride *= extents[size_t(d)];
     }
   }
-  static std::vector<int64_t> as_vector(const std::array<int64_t, 4>& a) {
-    return {a.begin(), a.end()};
+
+  // A tensor's extents in Halide's order (innermost first) when specialized; empty otherwise.
+  std::vector<int64_t> known_extents(Tensor tensor) const {
+    const std::optional<Geometry> s = specialization();
+    if (!s) return {};
+    std::array<int64_t, 4> dims{};  // C order, as the user sees the tensor
+    switch (tensor) {
+      case Tensor::input: dims = s->input_dims(); break;
+      case Tensor::output: dims = s->output_dims(); break;
+      case Tensor::filter: dims = s->filter_dims(); break;
+      case Tensor::bias: return {s->filter().k};
+    }
+    return {dims.rbegin(), dims.rend()};
   }
 
   // Schedules output `out` (any layout) computed from reduction `a`, whose pure vars are `a_dims`
   // in the same order as `out_dims` (innermost first).
-  void schedule_output(const Halide::Func& out, const std::vector<Halide::Var>& out_dims,
-                       const Reduction& a, const std::vector<Halide::Var>& a_dims) {
-    const schedules::ReductionStage stage{out, out_dims, a.func, a_dims, a.domain};
+  void schedule_output(const Halide::Func& out, Tensor tensor,
+                       const std::vector<Halide::Var>& out_dims, const Reduction& a,
+                       const std::vector<Halide::Var>& a_dims) {
+    const schedules::ReductionStage stage{out,      out_dims, known_extents(tensor),
+                                          a.func,   a_dims,   a.domain};
     schedules::schedule_cpu(stage, this->get_target(),
-                            schedules::KnobValues(schedules::cpu_knobs(), schedule_record));
+                            schedules::KnobValues(schedules::cpu_knobs(this->get_target()),
+                                                  schedule_record));
   }
 
   // Schedules an activation output (in the user's layout) defined by define_activation_output().
   template <typename Output>
-  void schedule_activation_output(Output& out, const Reduction& a) {
+  void schedule_activation_output(Output& out, Tensor tensor, const Reduction& a) {
     const ConvVars& v = vars;
     const std::vector<Halide::Var> args = a.func.args();  // canonical order: channel, x, y, n
     if (data_format == DataFormat::NHWC) {
-      schedule_output(out, {v.c, v.x, v.y, v.n}, a, args);
+      schedule_output(out, tensor, {v.c, v.x, v.y, v.n}, a, args);
     } else {
-      schedule_output(out, {v.x, v.y, v.c, v.n}, a, {args[1], args[2], args[0], args[3]});
+      schedule_output(out, tensor, {v.x, v.y, v.c, v.n}, a, {args[1], args[2], args[0], args[3]});
     }
   }
 };

@@ -2,6 +2,7 @@
 // width (Halide's natural vector size for the target) and the knobs' values, never the schedule body.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "Halide.h"
@@ -11,20 +12,23 @@ namespace convgen::schedules {
 
 // One reduction stage and the kernel output it feeds.
 struct ReductionStage {
-  Halide::Func output;                 // the kernel's output, in the user's layout
-  std::vector<Halide::Var> dims;       // its vars, innermost (contiguous in memory) first
-  Halide::Func accumulator;            // the reduction, computed per output tile
-  std::vector<Halide::Var> acc_dims;   // the accumulator's vars matching `dims`, in the same order
-  Halide::RDom domain;                 // the accumulator's reduction domain
+  Halide::Func output;                // the kernel's output, in the user's layout
+  std::vector<Halide::Var> dims;      // its vars, innermost (contiguous in memory) first
+  std::vector<int64_t> extents;       // their extents when the kernel is specialized; else empty
+  Halide::Func accumulator;           // the reduction, computed per output tile
+  std::vector<Halide::Var> acc_dims;  // the accumulator's vars matching `dims`, in the same order
+  Halide::RDom domain;                // the accumulator's reduction domain
 };
 
-// The knobs of the CPU schedule, with their ranges and defaults.
-const std::vector<Knob>& cpu_knobs();
+// The knobs of the CPU schedule, with their ranges and defaults for `target`.
+std::vector<Knob> cpu_knobs(const Halide::Target& target);
 
 // Vectorizes the contiguous dimension (any extent: the tail is guarded, not scalarized per element),
 // computes the accumulator per output row of vectors so it stays in registers, and runs rows in
-// parallel. The reduction runs in a fixed order inside one thread, so results do not depend on the
-// thread count.
+// parallel. A specialized kernel whose contiguous dimension is narrower than a vector (a 3->1 edge
+// filter) may instead vectorize the next dimension, or, when that is narrow too, the reduction
+// itself (per-lane partial sums added in a fixed order): knob narrow_channels. The reduction order never depends on the thread
+// count, so results are bitwise reproducible.
 void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, const KnobValues& knobs);
 
 }  // namespace convgen::schedules

@@ -269,7 +269,9 @@ TEST_CASE("dispatch: the Engine runs the kernel it selects", "[unit][dispatch]")
 TEST_CASE("dispatch: which Halide targets this machine can run", "[unit][dispatch]") {
   CHECK(target_refusal("host").empty());
   CHECK_FALSE(target_refusal(kForeignTarget).empty());
-  CHECK_THAT(target_refusal("arm-64-linux,x86-64-linux-cuda"), Catch::Contains("; "));
+  // A multitarget list none of whose entries runs here gives every entry's reason.
+  CHECK_THAT(target_refusal(std::string(kForeignTarget) + ",x86-64-linux-cuda"),
+             Catch::Contains("; "));
   CHECK_FALSE(target_refusal("x86-64-linux-cuda").empty());
   CHECK_FALSE(target_refusal("x86-64").empty());  // malformed: no operating system
 #if defined(__x86_64__)
