@@ -71,6 +71,34 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes) {
   partial.update().reorder(order).vectorize(lane);
 }
 
+// The register tile of a specialized kernel: `vectors` vectors of channels (dimension 0) times
+// `pixels` positions of dimension 1, all accumulators in registers while the whole reduction runs:
+// per reduction step, `vectors` loads of the filter (or gradient), `pixels` broadcasts, and
+// vectors x pixels fused multiply-adds. Positions past the end of dimension 1 are computed and
+// discarded (their reads land in zero padding or clamped rows), so the tile is always whole.
+void schedule_register_tile(const ReductionStage& stage, int lanes, int vectors, int pixels) {
+  Func output = stage.output;
+  Func acc = stage.accumulator;
+  const Var& c = stage.dims[0];
+  const Var& x = stage.dims[1];
+  Var co("c_o"), ci("c_i"), cv("c_v"), xo("x_o"), xi("x_i");
+  output.split(c, co, ci, vectors * lanes)
+      .split(x, xo, xi, pixels, TailStrategy::GuardWithIf)
+      .reorder(ci, xi, co, xo)
+      .split(ci, ci, cv, lanes)
+      .vectorize(cv);
+  parallel_rows(output, stage);
+  acc.compute_at(output, co).bound_extent(stage.acc_dims[1], pixels);
+
+  const Var& ac = stage.acc_dims[0];
+  const Var& ax = stage.acc_dims[1];
+  Var aco("acc_c_o"), aci("acc_c_i");
+  acc.split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax);
+  std::vector<VarOrRVar> order = {aci, aco, ax};
+  for (int d = 0; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
+  acc.update().split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax).reorder(order);
+}
+
 }  // namespace
 
 std::vector<Knob> cpu_knobs(const Halide::Target& target) {
@@ -79,7 +107,16 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
   // layer (512x512, 2 threads, Xeon AVX-512): guarded channel vectors 0.51 ms for conv2d and
   // 2.7 ms for backprop_filter, pixel/reduction vectors 1.8 ms and 6.1 ms.
   const int narrow_default = target.arch == Halide::Target::X86 ? 0 : 1;
+  // Register tiles: AVX2 has 16 vector registers, so 2 x 6 = 12 accumulators leave room for the
+  // filter vectors and a broadcast; AVX-512 and AArch64 have 32, so 4 x 5 = 20.
+  const bool wide_file = target.has_feature(Halide::Target::AVX512) ||
+                         target.has_feature(Halide::Target::AVX512_Skylake) ||
+                         target.arch == Halide::Target::ARM;
   return {
+      {"tile_vectors", 1, 8, wide_file ? 4 : 2,
+       "register tile of a specialized kernel: vectors of output channels"},
+      {"tile_pixels", 1, 8, wide_file ? 5 : 6,
+       "register tile of a specialized kernel: output pixels (or filter in-channels)"},
       {"vector_multiple", 1, 4, 1,
        "vector width as a multiple of the target's natural float vector (8 on AVX2, 16 on AVX-512)"},
       {"narrow_channels", 0, 1, narrow_default,
@@ -93,7 +130,16 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   auto narrow = [&](size_t d) {
     return d < stage.extents.size() && stage.extents[d] < lanes;
   };
-  if (!narrow(0) || !knobs["narrow_channels"]) {
+  // The widest register tile whose channel vectors divide the channels exactly.
+  int vectors = 0;
+  if (stage.dims.size() == 4 && stage.extents.size() == 4) {
+    for (int v = knobs["tile_vectors"]; v >= 1 && !vectors; v--) {
+      if (stage.extents[0] % (int64_t(v) * lanes) == 0) vectors = v;
+    }
+  }
+  if (vectors > 0) {
+    schedule_register_tile(stage, lanes, vectors, knobs["tile_pixels"]);
+  } else if (!narrow(0) || !knobs["narrow_channels"]) {
     schedule_tiles(stage, 0, lanes);
   } else if (stage.dims.size() > 1 && !narrow(1)) {
     schedule_tiles(stage, 1, lanes);
