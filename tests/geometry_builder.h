@@ -6,12 +6,17 @@
 // Defaults: a 1x1x1x1 input, a 1x1 filter with 1 output channel, unit strides and dilations, VALID
 // padding, NHWC. The filter's input channels always follow the input's channels.
 //
-// Also: the flat C-order offsets of activation and filter elements, for tests that index tensors.
+// Also: the flat C-order offsets of activation and filter elements, for tests that index tensors,
+// and check_error() for tests of refusals.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
+#include <catch2/catch.hpp>
+
+#include "convgen/error.h"
 #include "convgen/geometry.h"
 
 namespace convgen::testing {
@@ -99,6 +104,21 @@ inline int64_t activation_index(const ActivationShape& shape, DataFormat format,
 // Offset of filter element (r, s, c, k) of an HWIO filter.
 inline int64_t filter_index(const FilterShape& f, int64_t r, int64_t s, int64_t c, int64_t k) {
   return ((r * f.s + s) * f.c + c) * f.k + k;
+}
+
+// Runs `f` and checks that it throws convgen::Error with the given id and argument.
+inline void check_error(const std::function<void()>& f, ErrorId id, const std::string& argument) {
+  bool thrown = false;
+  try {
+    f();
+  } catch (const Error& e) {
+    thrown = true;
+    INFO("message: " << e.what());
+    CHECK(std::string(convgen::to_string(e.id())) == convgen::to_string(id));
+    CHECK(e.argument() == argument);
+  }
+  INFO("expected convgen::Error " << convgen::to_string(id) << " naming '" << argument << "'");
+  CHECK(thrown);
 }
 
 }  // namespace convgen::testing

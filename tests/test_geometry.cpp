@@ -30,22 +30,9 @@ using convgen::ErrorId;
 using convgen::FilterShape;
 using convgen::Geometry;
 using convgen::Padding;
+using convgen::testing::check_error;
 using convgen::testing::GeometryBuilder;
 
-// Runs `f` and checks that it throws convgen::Error with the given id and argument.
-void check_error(const std::function<void()>& f, ErrorId id, const std::string& argument) {
-  bool thrown = false;
-  try {
-    f();
-  } catch (const Error& e) {
-    thrown = true;
-    INFO("message: " << e.what());
-    CHECK(std::string(convgen::to_string(e.id())) == convgen::to_string(id));
-    CHECK(e.argument() == argument);
-  }
-  INFO("expected convgen::Error " << convgen::to_string(id) << " naming '" << argument << "'");
-  CHECK(thrown);
-}
 
 // One spatial dimension of a problem and its hand-derived result.
 struct DimensionCase {

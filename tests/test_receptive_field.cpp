@@ -27,21 +27,9 @@ using convgen::Range;
 using convgen::Reader;
 using convgen::testing::activation_index;
 using convgen::testing::filter_index;
+using convgen::testing::check_error;
 using convgen::testing::GeometryBuilder;
 
-void check_error(const std::function<void()>& f, ErrorId id, const std::string& argument) {
-  bool thrown = false;
-  try {
-    f();
-  } catch (const Error& e) {
-    thrown = true;
-    INFO("message: " << e.what());
-    CHECK(std::string(convgen::to_string(e.id())) == convgen::to_string(id));
-    CHECK(e.argument() == argument);
-  }
-  INFO("expected convgen::Error " << convgen::to_string(id) << " naming '" << argument << "'");
-  CHECK(thrown);
-}
 
 std::string show(const Range& r) {
   return "[" + std::to_string(r.begin) + ", " + std::to_string(r.end) + ")";

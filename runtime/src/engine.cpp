@@ -37,6 +37,15 @@ class View {
   halide_buffer_t buffer_{};
 };
 
+// `data`, or else `count` zeros held by `storage`: kernels always take a bias and always write a
+// bias gradient.
+template <typename T>
+T* or_scratch(T* data, int64_t count, std::vector<float>& storage) {
+  if (data) return data;
+  storage.assign(size_t(count), 0.0f);
+  return storage.data();
+}
+
 KernelArgs scalar_args(const Geometry& g) {
   return {int(g.stride_h()), int(g.stride_w()), int(g.dilation_h()), int(g.dilation_w()),
           int(g.pad_top()),  int(g.pad_left()), {}};
@@ -149,10 +158,7 @@ void Engine::conv2d(const Geometry& g, const float* input, const float* filter, 
   const Kernel& kernel = select(Op::conv2d, g);
   // Kernels always add a bias; without one they add zeros.
   std::vector<float> zeros;
-  if (!bias) {
-    zeros.assign(size_t(g.filter().k), 0.0f);
-    bias = zeros.data();
-  }
+  bias = or_scratch(bias, g.filter().k, zeros);
   View<4> x(input, g.input_dims()), w(filter, g.filter_dims()), y(output, g.output_dims());
   View<1> b(bias, {g.filter().k});
   KernelArgs args = scalar_args(g);
@@ -181,10 +187,7 @@ void Engine::conv2d_backprop_filter(const Geometry& g, const float* input,
   const Kernel& kernel = select(Op::conv2d_backprop_filter, g);
   // Kernels always produce the bias gradient; when it is not wanted it goes to scratch.
   std::vector<float> scratch;
-  if (!bias_grad) {
-    scratch.resize(size_t(g.filter().k));
-    bias_grad = scratch.data();
-  }
+  bias_grad = or_scratch(bias_grad, g.filter().k, scratch);
   View<4> x(input, g.input_dims()), dy(out_backprop, g.output_dims()),
       dw(filter_grad, g.filter_dims());
   View<1> db(bias_grad, {g.filter().k});
