@@ -16,14 +16,18 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     ConvExprs g = geometry();
     with_output_side(g, out_backprop);
     with_filter(g, filter);
-    const Reduction dx = conv2d_backprop_input(vars, g, canonical(out_backprop), filter);
+    // The filter is read along its in-channels, which HWIO does not store contiguously.
+    const ConvVars& v = vars;
+    Halide::Func staged_filter("staged_filter");
+    staged_filter(v.k, v.c, v.s, v.r) = filter(v.k, v.c, v.s, v.r);
+    const Reduction dx = conv2d_backprop_input(vars, g, canonical(out_backprop), staged_filter);
     define_activation_output(output, dx.func);
     require(filter, Tensor::filter);
     require(out_backprop, Tensor::output);
     require(output, Tensor::input);
 
     // The schedule.
-    schedule_activation_output(output, Tensor::input, dx);
+    schedule_activation_output(output, Tensor::input, dx, {{staged_filter, {v.c, v.k, v.s, v.r}}});
   }
 };
 

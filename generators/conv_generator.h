@@ -173,9 +173,10 @@ class ConvGenerator : public Halide::Generator<T> {
   // in the same order as `out_dims` (innermost first).
   void schedule_output(const Halide::Func& out, Tensor tensor,
                        const std::vector<Halide::Var>& out_dims, const Reduction& a,
-                       const std::vector<Halide::Var>& a_dims) {
-    const schedules::ReductionStage stage{out,      out_dims, known_extents(tensor),
-                                          a.func,   a_dims,   a.domain};
+                       const std::vector<Halide::Var>& a_dims,
+                       const std::vector<schedules::Staged>& staged = {}) {
+    const schedules::ReductionStage stage{out,    out_dims, known_extents(tensor), a.func,
+                                          a_dims, a.domain, staged};
     schedules::schedule_cpu(stage, this->get_target(),
                             schedules::KnobValues(schedules::cpu_knobs(this->get_target()),
                                                   schedule_record));
@@ -183,13 +184,15 @@ class ConvGenerator : public Halide::Generator<T> {
 
   // Schedules an activation output (in the user's layout) defined by define_activation_output().
   template <typename Output>
-  void schedule_activation_output(Output& out, Tensor tensor, const Reduction& a) {
+  void schedule_activation_output(Output& out, Tensor tensor, const Reduction& a,
+                                  const std::vector<schedules::Staged>& staged = {}) {
     const ConvVars& v = vars;
     const std::vector<Halide::Var> args = a.func.args();  // canonical order: channel, x, y, n
     if (data_format == DataFormat::NHWC) {
-      schedule_output(out, tensor, {v.c, v.x, v.y, v.n}, a, args);
+      schedule_output(out, tensor, {v.c, v.x, v.y, v.n}, a, args, staged);
     } else {
-      schedule_output(out, tensor, {v.x, v.y, v.c, v.n}, a, {args[1], args[2], args[0], args[3]});
+      schedule_output(out, tensor, {v.x, v.y, v.c, v.n}, a, {args[1], args[2], args[0], args[3]},
+                      staged);
     }
   }
 };

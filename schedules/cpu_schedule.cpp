@@ -127,6 +127,12 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
 
 void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, const KnobValues& knobs) {
   const int lanes = target.natural_vector_size<float>() * knobs["vector_multiple"];
+  for (const Staged& staged : stage.staged) {
+    Func f = staged.func;
+    std::vector<VarOrRVar> order(staged.storage.begin(), staged.storage.end());
+    f.compute_root().reorder_storage(staged.storage).reorder(order).vectorize(
+        staged.storage[0], lanes, TailStrategy::GuardWithIf);
+  }
   auto narrow = [&](size_t d) {
     return d < stage.extents.size() && stage.extents[d] < lanes;
   };

@@ -10,6 +10,14 @@
 
 namespace convgen::schedules {
 
+// An input the accumulator reads in another order than the user stores it (the filter of
+// backprop_input, read along its in-channels): the schedule computes it once, whole, stored in
+// `storage` order (innermost first), so that the inner loop's loads are contiguous.
+struct Staged {
+  Halide::Func func;
+  std::vector<Halide::Var> storage;
+};
+
 // One reduction stage and the kernel output it feeds.
 struct ReductionStage {
   Halide::Func output;                // the kernel's output, in the user's layout
@@ -18,6 +26,7 @@ struct ReductionStage {
   Halide::Func accumulator;           // the reduction, computed per output tile
   std::vector<Halide::Var> acc_dims;  // the accumulator's vars matching `dims`, in the same order
   Halide::RDom domain;                // the accumulator's reduction domain
+  std::vector<Staged> staged;         // inputs to restage before the reduction runs
 };
 
 // The knobs of the CPU schedule, with their ranges and defaults for `target`.
