@@ -1,8 +1,9 @@
 // The x86 kernels are Halide multitarget libraries: AVX-512, AVX2+FMA and SSE4.1 variants behind
 // one entry point that picks the best the CPU supports. These tests force each variant in turn (by
 // vetoing the features above it) and check it against the reference, so that variants this
-// machine would never pick on its own are still run. Each test case must run in its own process
-// (as CTest runs them): the wrapper may remember its first choice.
+// machine would never pick on its own are still run. Each test case must run in its own process,
+// since each kernel's wrapper remembers its first choice: they are hidden from a plain run of the
+// test binary, and CTest runs each alone (tag [multitarget], label kernels).
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -89,15 +90,15 @@ void check_variant(Level level) {
 
 }  // namespace
 
-TEST_CASE("multitarget: the SSE4.1 variants match the reference", "[kernels]") {
+TEST_CASE("multitarget: the SSE4.1 variants match the reference", "[.multitarget]") {
   check_variant(Level::sse41);
 }
 
-TEST_CASE("multitarget: the AVX2 variants match the reference", "[kernels]") {
+TEST_CASE("multitarget: the AVX2 variants match the reference", "[.multitarget]") {
   check_variant(Level::avx2);
 }
 
-TEST_CASE("multitarget: the AVX-512 variants match the reference", "[kernels]") {
+TEST_CASE("multitarget: the AVX-512 variants match the reference", "[.multitarget]") {
   check_variant(Level::avx512);
 }
 
