@@ -99,14 +99,59 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, int vectors,
   acc.update().split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax).reorder(order);
 }
 
+// The register tile of a generic kernel, whose extents are known only at run time: a ladder of
+// specializations from `vectors` channel vectors down to one, each taken when the output has at
+// least a whole tile; tiles overlap at the edges (ShiftInwards: the last tile is moved back and
+// recomputes a few outputs, which are pure and identical), so every tile is whole and unrolled.
+// Outputs smaller than one tile run guarded single vectors.
+void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int vectors,
+                                    int pixels) {
+  Func output = stage.output;
+  Func acc = stage.accumulator;
+  const Var& c = stage.dims[0];
+  const Var& x = stage.dims[1];
+  const Var& ac = stage.acc_dims[0];
+  const Var& ax = stage.acc_dims[1];
+  const Halide::OutputImageParam out = output.output_buffer();
+  Var co("c_o"), ci("c_i"), cv("c_v"), xo("x_o"), xi("x_i");
+  Var aco("acc_c_o"), aci("acc_c_i");
+  std::vector<VarOrRVar> order = {aci, aco, ax};
+  for (int d = 0; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
+
+  parallel_rows(output, stage);
+  for (int v = vectors; v >= 1; v /= 2) {
+    const Halide::Expr whole = out.dim(0).extent() >= v * lanes && out.dim(1).extent() >= pixels;
+    output.specialize(whole)
+        .split(c, co, ci, v * lanes, TailStrategy::ShiftInwards)
+        .split(x, xo, xi, pixels, TailStrategy::ShiftInwards)
+        .reorder(ci, xi, co, xo)
+        .split(ci, ci, cv, lanes)
+        .vectorize(cv);
+    acc.specialize(whole).split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax);
+    acc.update()
+        .specialize(whole)
+        .split(ac, aco, aci, lanes)
+        .vectorize(aci)
+        .unroll(aco)
+        .unroll(ax)
+        .reorder(order);
+  }
+  output.split(c, co, ci, lanes, TailStrategy::GuardWithIf).vectorize(ci);
+  acc.compute_at(output, co);
+  acc.vectorize(ac, lanes, TailStrategy::GuardWithIf);
+  acc.update().split(ac, aco, aci, lanes, TailStrategy::GuardWithIf).vectorize(aci).reorder(order);
+}
+
 }  // namespace
 
 std::vector<Knob> cpu_knobs(const Halide::Target& target) {
   // AVX2 and AVX-512 mask the idle lanes of a guarded vector cheaply; NEON has no masked loads,
-  // so a narrow channel dimension would leave its inner loops scalar. Measured on the 3->1 edge
-  // layer (512x512, 2 threads, Xeon AVX-512): guarded channel vectors 0.51 ms for conv2d and
-  // 2.7 ms for backprop_filter, pixel/reduction vectors 1.8 ms and 6.1 ms.
-  const int narrow_default = target.arch == Halide::Target::X86 ? 0 : 1;
+  // so a narrow channel dimension would leave its inner loops scalar. Measured on x86 (Xeon,
+  // AVX-512, 2 threads): with one channel (the 3->1 edge layer's conv2d and backprop_filter)
+  // guarded vectors win, 0.76 ms and 4.4 ms against 2.3 ms and 8.8 ms along pixels; with three
+  // (backprop_input of the edge and conv1 layers) pixels win, 4.3 ms and 151 ms against 27 ms and
+  // 700 ms.
+  const int narrow_default = target.arch == Halide::Target::X86 ? 2 : 1;
   // Register tiles: AVX2 has 16 vector registers, so 2 x 6 = 12 accumulators leave room for the
   // filter vectors and a broadcast; AVX-512 and AArch64 have 32, so 4 x 5 = 20.
   const bool wide_file = target.has_feature(Halide::Target::AVX512) ||
@@ -119,9 +164,9 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
        "register tile of a specialized kernel: output pixels (or filter in-channels)"},
       {"vector_multiple", 1, 4, 1,
        "vector width as a multiple of the target's natural float vector (8 on AVX2, 16 on AVX-512)"},
-      {"narrow_channels", 0, 1, narrow_default,
+      {"narrow_channels", 0, 2, narrow_default,
        "when a specialized kernel's channels are fewer than a vector's lanes: 0 = guarded channel "
-       "vectors, 1 = vectors along the pixels (or the reduction)"},
+       "vectors, 1 = vectors along the pixels (or the reduction), 2 = so unless only one channel"},
   };
 }
 
@@ -145,7 +190,10 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   }
   if (vectors > 0) {
     schedule_register_tile(stage, lanes, vectors, knobs["tile_pixels"]);
-  } else if (!narrow(0) || !knobs["narrow_channels"]) {
+  } else if (stage.dims.size() == 4 && stage.extents.empty()) {
+    schedule_generic_register_tile(stage, lanes, knobs["tile_vectors"], knobs["tile_pixels"]);
+  } else if (!narrow(0) || knobs["narrow_channels"] == 0 ||
+             (knobs["narrow_channels"] == 2 && stage.extents[0] == 1)) {
     schedule_tiles(stage, 0, lanes);
   } else if (stage.dims.size() > 1 && !narrow(1)) {
     schedule_tiles(stage, 1, lanes);

@@ -1,0 +1,344 @@
+#include "cuda_schedule.h"
+
+#include <algorithm>
+#include <iostream>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace convgen::schedules {
+
+using Halide::Expr;
+using Halide::Func;
+using Halide::MemoryType;
+using Halide::RVar;
+using Halide::TailStrategy;
+using Halide::Var;
+using Halide::VarOrRVar;
+
+namespace {
+
+// The constant value of `e`, or -1 when it is only known at run time.
+int64_t constant(const Expr& e) {
+  const int64_t* value = Halide::Internal::as_const_int(e);
+  return value ? *value : -1;
+}
+
+int64_t known_extent(const std::vector<int64_t>& extents, size_t d) {
+  return d < extents.size() ? extents[d] : -1;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int pow2_at_least(int64_t n) {
+  int p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+// The Funcs that the update definition of `f` reads, other than `f` itself: the operands whose
+// tiles get staged in shared memory.
+std::vector<Func> operands(const Func& f) {
+  class Calls : public Halide::Internal::IRVisitor {
+   public:
+    explicit Calls(std::string self) : self_(std::move(self)) {}
+    std::vector<Func> found;
+
+   private:
+    using IRVisitor::visit;
+    void visit(const Halide::Internal::Call* op) override {
+      IRVisitor::visit(op);
+      if (op->call_type == Halide::Internal::Call::Halide && op->func.defined() &&
+          op->name != self_ && seen_.insert(op->name).second) {
+        found.emplace_back(Halide::Internal::Function(op->func));
+      }
+    }
+    std::string self_;
+    std::set<std::string> seen_;
+  };
+  Calls calls(f.name());
+  f.update_value().accept(&calls);
+  return calls.found;
+}
+
+// The block size of the kernel that computes `f`, for tools/ptx_report.py (see the header).
+void report_kernel(const Func& f, int threads) {
+  std::cout << "convgen-cuda-kernel " << f.name() << " threads " << threads << std::endl;
+}
+
+// One thread block's share of the work, from the knobs, shrunk to a specialized kernel's extents
+// so that a narrow layer does not launch mostly idle threads.
+struct Tile {
+  int lanes, lane_regs, rows, pixel_regs, chunk;
+  int threads() const { return lanes * rows; }
+};
+
+Tile fit(const KnobValues& knobs, int64_t lane_extent, int64_t pixel_extent) {
+  Tile t{knobs["lanes"], knobs["lane_regs"], knobs["thread_rows"], knobs["pixel_regs"],
+         knobs["reduce_chunk"]};
+  if (lane_extent > 0) {
+    t.lanes = std::min(t.lanes, std::max(4, pow2_at_least(lane_extent)));
+    t.lane_regs = int(std::min<int64_t>(t.lane_regs, ceil_div(lane_extent, t.lanes)));
+  }
+  if (pixel_extent > 0) {
+    t.pixel_regs = int(std::min<int64_t>(t.pixel_regs, pixel_extent));
+    t.rows = int(std::min<int64_t>(t.rows, ceil_div(pixel_extent, t.pixel_regs)));
+  }
+  return t;
+}
+
+// A stage's dimensions by role in a tile.
+struct Roles {
+  Var lane;               // across the lanes of a warp (and the thread's `lane_regs` registers)
+  Var pixel;              // across thread rows (and the thread's `pixel_regs` registers)
+  std::vector<Var> rest;  // one point per block, innermost first
+};
+
+// Marks `stage`'s `tiles` loops and its `rest` dimensions (fused into one) as the block grid.
+void gpu_blocks(Halide::Stage stage, const Var& lane_tiles, const Var& pixel_tiles,
+                const std::vector<Var>& rest) {
+  if (rest.empty()) {
+    stage.gpu_blocks(lane_tiles, pixel_tiles);
+    return;
+  }
+  Var fused = rest[0];
+  for (size_t i = 1; i < rest.size(); i++) {
+    Var next("rest_" + std::to_string(i));
+    stage.fuse(fused, rest[i], next);
+    fused = next;
+  }
+  stage.gpu_blocks(lane_tiles, pixel_tiles, fused);
+}
+
+// How a tile's reduction runs: dimension `chunked` in chunks staged in shared memory; `inner`
+// (innermost first) run by each thread within a chunk; `outer` (innermost first) run by the
+// whole block around the chunks.
+struct ReductionLoops {
+  RVar chunked;
+  std::vector<RVar> inner, outer;
+  std::vector<RVar> unrolled;  // members of `inner` with small constant extents
+};
+
+// Computes `out` (a pure copy of `acc`, in any dimension order) one tile per thread block. The
+// block's accumulators live in registers, each thread holding lane_regs x pixel_regs of them for
+// the whole reduction; per chunk of the reduction, the block first copies the operand tiles the
+// chunk reads into shared memory (all threads cooperating, consecutive threads on consecutive
+// elements), then each thread runs the chunk unrolled from there. Tiles past the output's end are
+// computed and discarded (the stores are guarded), so the operands must be readable anywhere:
+// the generators pass boundary-conditioned operands to a GPU kernel.
+void schedule_block_tile(Func out, const Roles& o, Func acc, const Roles& a, const Tile& t,
+                         const ReductionLoops& r) {
+  const int tile_lanes = t.lanes * t.lane_regs;
+  const int tile_pixels = t.rows * t.pixel_regs;
+
+  // The output: a thread per (lane, row), its registers unrolled; guarded stores at the edges.
+  Var lb("lane_b"), li("lane_i"), lr("lane_r"), lt("lane_t");
+  Var pb("pixel_b"), pi("pixel_i"), pr("pixel_r"), pt("pixel_t"), thread("thread");
+  out.split(o.lane, lb, li, tile_lanes, TailStrategy::GuardWithIf)
+      .split(li, lr, lt, t.lanes)
+      .split(o.pixel, pb, pi, tile_pixels, TailStrategy::GuardWithIf)
+      .split(pi, pt, pr, t.pixel_regs);
+  std::vector<VarOrRVar> order = {lr, pr, lt, pt, lb, pb};
+  order.insert(order.end(), o.rest.begin(), o.rest.end());
+  out.reorder(order).fuse(lt, pt, thread).unroll(lr).unroll(pr).gpu_threads(thread);
+  gpu_blocks(out, lb, pb, o.rest);
+
+  // The accumulators: stored per block but in registers, so each thread keeps its own slice; both
+  // definitions use the output's thread layout, so that slice is the one the thread stores.
+  Var alr("acc_lane_r"), alt("acc_lane_t"), apr("acc_pixel_r"), apt("acc_pixel_t");
+  Var athread("acc_thread");
+  acc.store_in(MemoryType::Register)
+      .compute_at(out, lb)
+      .bound_extent(a.lane, tile_lanes)
+      .bound_extent(a.pixel, tile_pixels);
+  for (const Var& v : a.rest) acc.bound_extent(v, 1);
+  order = {alr, apr, alt, apt};
+  order.insert(order.end(), a.rest.begin(), a.rest.end());
+  acc.split(a.lane, alr, alt, t.lanes)
+      .split(a.pixel, apt, apr, t.pixel_regs)
+      .reorder(order)
+      .fuse(alt, apt, athread)
+      .gpu_threads(athread)
+      .unroll(alr)
+      .unroll(apr);
+
+  RVar rco("chunk_o"), rci("chunk_i");
+  Halide::Stage update = acc.update();
+  update.split(r.chunked, rco, rci, t.chunk, TailStrategy::GuardWithIf)
+      .split(a.lane, alr, alt, t.lanes, TailStrategy::GuardWithIf)
+      .split(a.pixel, apt, apr, t.pixel_regs, TailStrategy::GuardWithIf);
+  order = {alr, apr, rci};
+  order.insert(order.end(), r.inner.begin(), r.inner.end());
+  order.insert(order.end(), {alt, apt});
+  order.insert(order.end(), a.rest.begin(), a.rest.end());
+  order.emplace_back(rco);
+  order.insert(order.end(), r.outer.begin(), r.outer.end());
+  update.reorder(order).fuse(alt, apt, athread).gpu_threads(athread).unroll(alr).unroll(apr).unroll(
+      rci);
+  for (const RVar& v : r.unrolled) update.unroll(v);
+
+  // The operand tiles of one chunk, in shared memory (Halide's home for a Func computed per
+  // block), loaded by all threads with consecutive threads on consecutive elements.
+  for (Func operand : operands(acc)) {
+    Func staged = operand.in(acc);
+    staged.compute_at(acc, rco);
+    const std::vector<Var> args = staged.args();
+    Var fused = args[0];
+    for (size_t i = 1; i < args.size(); i++) {
+      Var next("staged_" + std::to_string(i));
+      staged.fuse(fused, args[i], next);
+      fused = next;
+    }
+    Var so("staged_o"), si("staged_t");
+    staged.split(fused, so, si, t.threads(), TailStrategy::GuardWithIf).gpu_threads(si);
+  }
+}
+
+// The rows of a reduction over output pixels split into `parts` parts, each summed on its own
+// (rfactor): returns the partial sums, whose last dimension is the part. `update` then adds the
+// parts in order.
+Func split_rows(const Halide::Stage& update, const Halide::RDom& domain, int parts,
+                RVar& rows_inner) {
+  const Expr rows = domain[1].extent();
+  const int64_t known_rows = constant(rows);
+  const Expr per_part = known_rows > 0 ? Expr(int(ceil_div(known_rows, parts)))
+                                       : (rows + (parts - 1)) / parts;
+  RVar rows_outer("rows_o");
+  rows_inner = RVar("rows_i");
+  Var part("part");
+  Halide::Stage stage = update;
+  return stage.split(domain[1], rows_outer, rows_inner, per_part, TailStrategy::GuardWithIf)
+      .rfactor(rows_outer, part);
+}
+
+// The bias gradient db(k) = sum of dY(k, ...) over every pixel: partial sums per part of the rows,
+// a thread per channel (coalesced across lanes in NHWC), then the parts added in order.
+void schedule_vector_reduction(const ReductionStage& stage, const KnobValues& knobs) {
+  Func out = stage.output;
+  Func acc = stage.accumulator;
+  const Halide::RDom& rd = stage.domain;
+  const Tile t = fit(knobs, known_extent(stage.extents, 0), -1);
+  const int threads = t.lanes * t.lane_regs;
+  RVar rows_inner;
+  Func partial = split_rows(acc.update(), rd, knobs["split_parts"], rows_inner);
+  const Var k = partial.args()[0], part = partial.args()[1];
+  Var kb("k_b"), kt("k_t");
+  partial.compute_root()
+      .split(k, kb, kt, threads, TailStrategy::GuardWithIf)
+      .reorder(kt, kb, part)
+      .gpu_threads(kt)
+      .gpu_blocks(kb, part);
+  partial.update()
+      .split(k, kb, kt, threads, TailStrategy::GuardWithIf)
+      .reorder({rd[0], rows_inner, rd[2], kt, kb, part})
+      .gpu_threads(kt)
+      .gpu_blocks(kb, part);
+  report_kernel(partial, threads);
+
+  out.split(stage.dims[0], kb, kt, threads, TailStrategy::GuardWithIf)
+      .gpu_threads(kt)
+      .gpu_blocks(kb);
+  acc.compute_at(out, kt);
+  report_kernel(out, threads);
+}
+
+}  // namespace
+
+std::vector<Knob> cuda_knobs(const Halide::Target& /*target*/) {
+  // Defaults for sm_80/sm_90 (64K registers and up to 2048 resident threads per SM): 128-thread
+  // blocks of 2 x 4 = 8 accumulators per thread keep every kernel of the test layers far below
+  // the 255-register cap without spills (tools/ptx_report.py shows the counts), and a 64-channel
+  // by 16-pixel tile reuses each staged filter value 16 times and each input value 64 times.
+  return {
+      {"lanes", 4, 32, 32, "threads across the output channels (a warp's lanes)"},
+      {"thread_rows", 1, 16, 4,
+       "threads across the output pixels (in channels for a filter gradient); a block has "
+       "lanes x thread_rows threads"},
+      {"lane_regs", 1, 8, 2, "accumulators per thread along the channels (lanes apart)"},
+      {"pixel_regs", 1, 8, 4, "accumulators per thread along the pixels (adjacent)"},
+      {"reduce_chunk", 1, 32, 8,
+       "reduction steps (in channels; output columns for a filter gradient) staged in shared "
+       "memory at once and unrolled"},
+      {"unroll_taps", 0, 1, 1,
+       "unroll the filter-column loop of a specialized kernel (its extent is known)"},
+      {"split_parts", 1, 64, 8,
+       "partial sums of a filter or bias gradient, over parts of the output rows, computed in "
+       "parallel and added in a fixed order"},
+  };
+}
+
+void schedule_cuda(const ReductionStage& stage, ReductionKind kind, const Halide::Target& /*target*/,
+                   const KnobValues& knobs) {
+  if (stage.dims.size() == 1) {
+    schedule_vector_reduction(stage, knobs);
+    return;
+  }
+  // Roles by the accumulator's canonical dimensions: the first (out channels k; in channels c for
+  // backprop_input) across lanes, the second (pixels x; in channels c for a filter gradient)
+  // across thread rows, the others one per block.
+  const std::vector<Var> canonical = stage.accumulator.args();
+  auto position = [&](const Var& v) {
+    for (size_t d = 0; d < stage.acc_dims.size(); d++) {
+      if (stage.acc_dims[d].name() == v.name()) return d;
+    }
+    throw std::logic_error("schedule_cuda: the accumulator's dims do not match the stage's");
+  };
+  const size_t lane_d = position(canonical[0]), pixel_d = position(canonical[1]);
+  Roles o{stage.dims[lane_d], stage.dims[pixel_d], {}};
+  Roles a{stage.acc_dims[lane_d], stage.acc_dims[pixel_d], {}};
+  for (size_t d = 0; d < stage.dims.size(); d++) {
+    if (d == lane_d || d == pixel_d) continue;
+    o.rest.push_back(stage.dims[d]);
+    a.rest.push_back(stage.acc_dims[d]);
+  }
+  Tile t = fit(knobs, known_extent(stage.extents, lane_d), known_extent(stage.extents, pixel_d));
+  const Halide::RDom& rd = stage.domain;
+  const int64_t chunk_extent = constant(rd[0].extent());
+  if (chunk_extent > 0) t.chunk = int(std::min<int64_t>(t.chunk, chunk_extent));
+
+  if (kind == ReductionKind::taps) {
+    // Per filter row, chunks of channels; the filter columns inside each thread when their count
+    // is known (unrolled), else around the chunks, which bounds the staged tiles for any filter.
+    ReductionLoops loops{rd[0], {}, {}, {}};
+    const int64_t columns = constant(rd[1].extent());
+    if (columns > 0) {
+      loops.inner.push_back(rd[1]);
+      if (knobs["unroll_taps"] && columns <= 8) loops.unrolled.push_back(rd[1]);
+      loops.outer = {rd[2]};
+    } else {
+      loops.outer = {rd[1], rd[2]};
+    }
+    schedule_block_tile(stage.output, o, stage.accumulator, a, t, loops);
+    report_kernel(stage.output, t.threads());
+    return;
+  }
+
+  // A filter gradient: the partial sums tile by tile like any reduction (lanes over k, thread rows
+  // and registers over c, blocks over the taps and the parts), chunks of output columns staged;
+  // then the parts added in order, one thread per (k, c).
+  Func out = stage.output;
+  Func acc = stage.accumulator;
+  RVar rows_inner;
+  Func partial = split_rows(acc.update(), rd, knobs["split_parts"], rows_inner);
+  Func partials = partial.in(acc);
+  partials.compute_root();
+  const std::vector<Var> p_args = partial.args(), w_args = partials.args();
+  Roles pa{p_args[0], p_args[1], {p_args.begin() + 2, p_args.end()}};
+  Roles wa{w_args[0], w_args[1], {w_args.begin() + 2, w_args.end()}};
+  schedule_block_tile(partials, wa, partial, pa, t, {rd[0], {}, {rows_inner, rd[2]}, {}});
+  report_kernel(partials, t.threads());
+
+  Var lb("lane_b"), lt("lane_t"), pb("pixel_b"), pt("pixel_t"), thread("thread");
+  std::vector<VarOrRVar> order = {lt, pt, lb, pb};
+  order.insert(order.end(), o.rest.begin(), o.rest.end());
+  out.split(o.lane, lb, lt, t.lanes, TailStrategy::GuardWithIf)
+      .split(o.pixel, pb, pt, t.rows, TailStrategy::GuardWithIf)
+      .reorder(order)
+      .fuse(lt, pt, thread)
+      .gpu_threads(thread);
+  gpu_blocks(out, lb, pb, o.rest);
+  acc.compute_at(out, thread);
+  report_kernel(out, t.threads());
+}
+
+}  // namespace convgen::schedules
