@@ -172,12 +172,6 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
 
 void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, const KnobValues& knobs) {
   const int lanes = target.natural_vector_size<float>() * knobs["vector_multiple"];
-  for (const Staged& staged : stage.staged) {
-    Func f = staged.func;
-    std::vector<VarOrRVar> order(staged.storage.begin(), staged.storage.end());
-    f.compute_root().reorder_storage(staged.storage).reorder(order).vectorize(
-        staged.storage[0], lanes, TailStrategy::GuardWithIf);
-  }
   auto narrow = [&](size_t d) {
     return d < stage.extents.size() && stage.extents[d] < lanes;
   };
@@ -188,19 +182,28 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
       if (stage.extents[0] % (int64_t(v) * lanes) == 0) vectors = v;
     }
   }
+  const bool guarded_channels = !narrow(0) || knobs["narrow_channels"] == 0 ||
+                                (knobs["narrow_channels"] == 2 && stage.extents[0] == 1);
   if (vectors > 0) {
     schedule_register_tile(stage, lanes, vectors, knobs["tile_pixels"]);
   } else if (stage.dims.size() == 4 && stage.extents.empty()) {
     schedule_generic_register_tile(stage, lanes, knobs["tile_vectors"], knobs["tile_pixels"]);
-  } else if (!narrow(0) || knobs["narrow_channels"] == 0 ||
-             (knobs["narrow_channels"] == 2 && stage.extents[0] == 1)) {
+  } else if (guarded_channels) {
     schedule_tiles(stage, 0, lanes);
+  } else if (constant_extent(stage.domain, 0) >= lanes) {
+    // Vectors along the reduction read its operands in their stored order: no restaging.
+    schedule_reduction_lanes(stage, lanes);
+    return;
   } else if (stage.dims.size() > 1 && !narrow(1)) {
     schedule_tiles(stage, 1, lanes);
-  } else if (constant_extent(stage.domain, 0) >= lanes) {
-    schedule_reduction_lanes(stage, lanes);
   } else {
     schedule_tiles(stage, 0, lanes);  // everything is small: guarded vectors
+  }
+  for (const Staged& staged : stage.staged) {
+    Func f = staged.func;
+    std::vector<VarOrRVar> order(staged.storage.begin(), staged.storage.end());
+    f.compute_root().reorder_storage(staged.storage).reorder(order).vectorize(
+        staged.storage[0], lanes, TailStrategy::GuardWithIf);
   }
 }
 

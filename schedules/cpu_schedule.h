@@ -35,8 +35,8 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target);
 // Vectorizes the contiguous dimension (any extent: the tail is guarded, not scalarized per element),
 // computes the accumulator per output row of vectors so it stays in registers, and runs rows in
 // parallel. A specialized kernel whose contiguous dimension is narrower than a vector (a 3->1 edge
-// filter) may instead vectorize the next dimension, or, when that is narrow too, the reduction
-// itself (per-lane partial sums added in a fixed order): knob narrow_channels. The reduction order never depends on the thread
+// filter) may instead vectorize the reduction itself (per-lane partial sums added in a fixed
+// order) when it is long enough, else the next dimension: knob narrow_channels. The reduction order never depends on the thread
 // count, so results are bitwise reproducible.
 void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, const KnobValues& knobs);
 
