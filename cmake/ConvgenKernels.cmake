@@ -2,13 +2,14 @@
 #                     [CONFIG <shapes.json>]          layers whose shapes are baked into kernels
 #                     [TARGETS <halide target>...]    default x86-64 (AVX-512, AVX2+FMA, SSE4.1)
 #                     [GENERIC <NHWC|NCHW|none>...]   default: the layouts the config uses
-#                     [JOBS <n>])                     generator processes at once, default 2
+#                     [JOBS <n>]                      generator processes at once, default 2
+#                     [EMIT <stmt|assembly>...])      also write each kernel's review files
 #
 # Generates, at build time, the kernels of a shape config with `convgen generate` and makes the
 # static library <name> of them: link it and call `<name>()` (header <name>.h) for its kernel list,
 # which a convgen::Engine dispatches from. Only kernels whose layer changed are regenerated.
 function(convgen_add_kernels NAME)
-  cmake_parse_arguments(ARG "" "CONFIG;JOBS" "TARGETS;GENERIC" ${ARGN})
+  cmake_parse_arguments(ARG "" "CONFIG;JOBS" "TARGETS;GENERIC;EMIT" ${ARGN})
   set(dir "${CMAKE_CURRENT_BINARY_DIR}/${NAME}")
   set(args --library ${NAME} --out "${dir}" --generator $<TARGET_FILE:convgen::generators>)
   set(depends $<TARGET_FILE:convgen::generate> $<TARGET_FILE:convgen::generators>)
@@ -24,6 +25,10 @@ function(convgen_add_kernels NAME)
   if (ARG_GENERIC)
     list(JOIN ARG_GENERIC "," generic)
     list(APPEND args --generic "${generic}")
+  endif ()
+  if (ARG_EMIT)
+    list(JOIN ARG_EMIT "," emit)
+    list(APPEND args --emit "${emit}")
   endif ()
   if (NOT ARG_JOBS)
     set(ARG_JOBS 2)

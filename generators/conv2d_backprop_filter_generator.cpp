@@ -17,7 +17,7 @@ class Conv2DBackpropFilter : public ConvGenerator<Conv2DBackpropFilter> {
     ConvExprs g = geometry();
     with_input_side(g, input);
     with_output_side(g, out_backprop);
-    const Halide::Func dy = canonical(out_backprop);
+    const Halide::Func dy = canonical(operand(out_backprop));
     const Reduction dw = conv2d_backprop_filter(vars, g, zero_padded(canonical(input), input), dy);
     const Reduction db = bias_gradient(vars, g, dy);
     const ConvVars& v = vars;

@@ -19,8 +19,9 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     // The filter is read along its in-channels, which HWIO does not store contiguously.
     const ConvVars& v = vars;
     Halide::Func staged_filter("staged_filter");
-    staged_filter(v.k, v.c, v.s, v.r) = filter(v.k, v.c, v.s, v.r);
-    const Reduction dx = conv2d_backprop_input(vars, g, canonical(out_backprop), staged_filter);
+    staged_filter(v.k, v.c, v.s, v.r) = operand(filter)(v.k, v.c, v.s, v.r);
+    const Reduction dx =
+        conv2d_backprop_input(vars, g, canonical(operand(out_backprop)), staged_filter);
     define_activation_output(output, dx.func);
     require(filter, Tensor::filter);
     require(out_backprop, Tensor::output);

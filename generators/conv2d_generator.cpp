@@ -16,7 +16,8 @@ class Conv2D : public ConvGenerator<Conv2D> {
     ConvExprs g = geometry();
     with_input_side(g, input);
     with_filter(g, filter);
-    const Reduction y = conv2d(vars, g, zero_padded(canonical(input), input), filter, bias);
+    const Reduction y =
+        conv2d(vars, g, zero_padded(canonical(input), input), operand(filter), operand(bias));
     define_activation_output(output, y.func);
 
     // The buffers' contract with the runtime.

@@ -17,8 +17,9 @@
 
 #include "Halide.h"
 #include "conv2d_algorithm.h"
-#include "cpu_schedule.h"
 #include "convgen/geometry.h"
+#include "cpu_schedule.h"
+#include "cuda_schedule.h"
 
 namespace convgen {
 
@@ -133,6 +134,17 @@ class ConvGenerator : public Halide::Generator<T> {
     g.filter_h = filter.dim(3).extent();
   }
 
+  // Input buffer `b` as the algorithm reads it. A GPU schedule computes whole tiles and discards
+  // what lies past the output's edges, so its reads there must stay inside the buffers: they are
+  // clamped to the edge (the values are never used). A CPU schedule never reads past the edges.
+  template <typename Buffer>
+  Halide::Func operand(const Buffer& b) const {
+    if (!this->get_target().has_gpu_feature()) return b;
+    Halide::Region bounds;
+    for (int d = 0; d < b.dimensions(); d++) bounds.emplace_back(0, b.dim(d).extent());
+    return Halide::BoundaryConditions::repeat_edge(b, bounds);
+  }
+
   // `a` extended with zeros outside the canonical extents of buffer `b`.
   template <typename Buffer>
   Halide::Func zero_padded(const Halide::Func& a, const Buffer& b) const {
@@ -177,9 +189,17 @@ class ConvGenerator : public Halide::Generator<T> {
                        const std::vector<schedules::Staged>& staged = {}) {
     const schedules::ReductionStage stage{out,    out_dims, known_extents(tensor), a.func,
                                           a_dims, a.domain, staged};
-    schedules::schedule_cpu(stage, this->get_target(),
-                            schedules::KnobValues(schedules::cpu_knobs(this->get_target()),
-                                                  schedule_record));
+    const Halide::Target target = this->get_target();
+    if (target.has_gpu_feature()) {
+      const schedules::ReductionKind kind = tensor == Tensor::filter || tensor == Tensor::bias
+                                                ? schedules::ReductionKind::pixels
+                                                : schedules::ReductionKind::taps;
+      const schedules::KnobValues knobs(schedules::cuda_knobs(target), schedule_record);
+      schedules::schedule_cuda(stage, kind, target, knobs);
+    } else {
+      schedules::schedule_cpu(stage, target,
+                              schedules::KnobValues(schedules::cpu_knobs(target), schedule_record));
+    }
   }
 
   // Schedules an activation output (in the user's layout) defined by define_activation_output().

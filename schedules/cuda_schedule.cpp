@@ -36,27 +36,41 @@ int pow2_at_least(int64_t n) {
   return p;
 }
 
-// The Funcs that the update definition of `f` reads, other than `f` itself: the operands whose
-// tiles get staged in shared memory.
-std::vector<Func> operands(const Func& f) {
+// A Func that the update definition of a reduction reads, and which of its dimensions are indexed
+// by the reduction variable named `chunked` alone.
+struct Operand {
+  Func func;
+  std::vector<int> chunked_dims;
+};
+
+// The operands of the update definition of `f` (every Func it reads but itself): the tiles to
+// stage in shared memory.
+std::vector<Operand> operands(const Func& f, const std::string& chunked) {
   class Calls : public Halide::Internal::IRVisitor {
    public:
-    explicit Calls(std::string self) : self_(std::move(self)) {}
-    std::vector<Func> found;
+    Calls(std::string self, std::string chunked)
+        : self_(std::move(self)), chunked_(std::move(chunked)) {}
+    std::vector<Operand> found;
 
    private:
     using IRVisitor::visit;
     void visit(const Halide::Internal::Call* op) override {
       IRVisitor::visit(op);
-      if (op->call_type == Halide::Internal::Call::Halide && op->func.defined() &&
-          op->name != self_ && seen_.insert(op->name).second) {
-        found.emplace_back(Halide::Internal::Function(op->func));
+      if (op->call_type != Halide::Internal::Call::Halide || !op->func.defined() ||
+          op->name == self_ || !seen_.insert(op->name).second) {
+        return;
       }
+      Operand operand{Func(Halide::Internal::Function(op->func)), {}};
+      for (size_t i = 0; i < op->args.size(); i++) {
+        const auto* v = op->args[i].as<Halide::Internal::Variable>();
+        if (v && v->name == chunked_) operand.chunked_dims.push_back(int(i));
+      }
+      found.push_back(operand);
     }
-    std::string self_;
+    std::string self_, chunked_;
     std::set<std::string> seen_;
   };
-  Calls calls(f.name());
+  Calls calls(f.name(), chunked);
   f.update_value().accept(&calls);
   return calls.found;
 }
@@ -67,34 +81,30 @@ void report_kernel(const Func& f, int threads) {
 }
 
 // One thread block's share of the work, from the knobs, shrunk to a specialized kernel's extents
-// so that a narrow layer does not launch mostly idle threads.
+// so that a narrow layer does not launch mostly idle lanes or compute discarded registers.
 struct Tile {
-  int lanes, lane_regs, rows, pixel_regs, chunk;
-  int threads() const { return lanes * rows; }
+  int lanes, lane_regs, pixel_regs, chunk;
 };
 
 Tile fit(const KnobValues& knobs, int64_t lane_extent, int64_t pixel_extent) {
-  Tile t{knobs["lanes"], knobs["lane_regs"], knobs["thread_rows"], knobs["pixel_regs"],
-         knobs["reduce_chunk"]};
+  Tile t{knobs["lanes"], knobs["lane_regs"], knobs["pixel_regs"], knobs["reduce_chunk"]};
   if (lane_extent > 0) {
     t.lanes = std::min(t.lanes, std::max(4, pow2_at_least(lane_extent)));
     t.lane_regs = int(std::min<int64_t>(t.lane_regs, ceil_div(lane_extent, t.lanes)));
   }
-  if (pixel_extent > 0) {
-    t.pixel_regs = int(std::min<int64_t>(t.pixel_regs, pixel_extent));
-    t.rows = int(std::min<int64_t>(t.rows, ceil_div(pixel_extent, t.pixel_regs)));
-  }
+  if (pixel_extent > 0) t.pixel_regs = int(std::min<int64_t>(t.pixel_regs, pixel_extent));
   return t;
 }
 
 // A stage's dimensions by role in a tile.
 struct Roles {
-  Var lane;               // across the lanes of a warp (and the thread's `lane_regs` registers)
-  Var pixel;              // across thread rows (and the thread's `pixel_regs` registers)
+  Var lane;               // across the lanes of the warp (and each lane's `lane_regs` registers)
+  Var pixel;              // across each lane's `pixel_regs` registers
   std::vector<Var> rest;  // one point per block, innermost first
 };
 
-// Marks `stage`'s `tiles` loops and its `rest` dimensions (fused into one) as the block grid.
+// Marks loops `lane_tiles`, `pixel_tiles` and the `rest` dimensions (fused into one) of `stage` as
+// the block grid.
 void gpu_blocks(Halide::Stage stage, const Var& lane_tiles, const Var& pixel_tiles,
                 const std::vector<Var>& rest) {
   if (rest.empty()) {
@@ -111,86 +121,77 @@ void gpu_blocks(Halide::Stage stage, const Var& lane_tiles, const Var& pixel_til
 }
 
 // How a tile's reduction runs: dimension `chunked` in chunks staged in shared memory; `inner`
-// (innermost first) run by each thread within a chunk; `outer` (innermost first) run by the
-// whole block around the chunks.
+// (innermost first) run by each lane within a chunk; `outer` (innermost first) run by the block
+// around the chunks.
 struct ReductionLoops {
   RVar chunked;
   std::vector<RVar> inner, outer;
   std::vector<RVar> unrolled;  // members of `inner` with small constant extents
 };
 
-// Computes `out` (a pure copy of `acc`, in any dimension order) one tile per thread block. The
-// block's accumulators live in registers, each thread holding lane_regs x pixel_regs of them for
-// the whole reduction; per chunk of the reduction, the block first copies the operand tiles the
-// chunk reads into shared memory (all threads cooperating, consecutive threads on consecutive
-// elements), then each thread runs the chunk unrolled from there. Tiles past the output's end are
-// computed and discarded (the stores are guarded), so the operands must be readable anywhere:
-// the generators pass boundary-conditioned operands to a GPU kernel.
+// Computes `out` (a pure copy of `acc`, in any dimension order) one tile per thread block of one
+// warp. The tile's accumulators stay in registers for the whole reduction, striped across the
+// lanes: lane l holds channels l, l + lanes, ... of each of `pixel_regs` pixels. (Halide 14 keeps
+// a per-block register allocation per lane only when the block is a single warp of gpu_lanes;
+// with more warps every thread would hold the whole tile, in local memory.) Per chunk of the
+// reduction the lanes first copy the operand tiles the chunk reads into shared memory,
+// consecutive lanes on consecutive elements, then each lane runs the chunk, unrolled, from there.
+// Tiles past the output's end are computed and discarded (the stores are guarded), so the
+// operands must be readable anywhere: the generators pass boundary-conditioned operands to a GPU
+// kernel.
 void schedule_block_tile(Func out, const Roles& o, Func acc, const Roles& a, const Tile& t,
                          const ReductionLoops& r) {
   const int tile_lanes = t.lanes * t.lane_regs;
-  const int tile_pixels = t.rows * t.pixel_regs;
 
-  // The output: a thread per (lane, row), its registers unrolled; guarded stores at the edges.
-  Var lb("lane_b"), li("lane_i"), lr("lane_r"), lt("lane_t");
-  Var pb("pixel_b"), pi("pixel_i"), pr("pixel_r"), pt("pixel_t"), thread("thread");
+  // The output: a lane per channel, its registers unrolled; guarded stores at the edges.
+  Var lb("lane_b"), li("lane_i"), lr("lane_r"), lt("lane_t"), pb("pixel_b"), pr("pixel_r");
   out.split(o.lane, lb, li, tile_lanes, TailStrategy::GuardWithIf)
       .split(li, lr, lt, t.lanes)
-      .split(o.pixel, pb, pi, tile_pixels, TailStrategy::GuardWithIf)
-      .split(pi, pt, pr, t.pixel_regs);
-  std::vector<VarOrRVar> order = {lr, pr, lt, pt, lb, pb};
+      .split(o.pixel, pb, pr, t.pixel_regs, TailStrategy::GuardWithIf);
+  std::vector<VarOrRVar> order = {lr, pr, lt, lb, pb};
   order.insert(order.end(), o.rest.begin(), o.rest.end());
-  out.reorder(order).fuse(lt, pt, thread).unroll(lr).unroll(pr).gpu_threads(thread);
+  out.reorder(order).unroll(lr).unroll(pr).gpu_lanes(lt);
   gpu_blocks(out, lb, pb, o.rest);
 
-  // The accumulators: stored per block but in registers, so each thread keeps its own slice; both
-  // definitions use the output's thread layout, so that slice is the one the thread stores.
-  Var alr("acc_lane_r"), alt("acc_lane_t"), apr("acc_pixel_r"), apt("acc_pixel_t");
-  Var athread("acc_thread");
+  // The accumulators: a register allocation per block, striped across the lanes; both
+  // definitions use the output's lane layout, so each lane finds its own outputs.
+  Var alr("acc_lane_r"), alt("acc_lane_t");
   acc.store_in(MemoryType::Register)
       .compute_at(out, lb)
       .bound_extent(a.lane, tile_lanes)
-      .bound_extent(a.pixel, tile_pixels);
+      .bound_extent(a.pixel, t.pixel_regs);
   for (const Var& v : a.rest) acc.bound_extent(v, 1);
-  order = {alr, apr, alt, apt};
+  order = {alr, a.pixel, alt};
   order.insert(order.end(), a.rest.begin(), a.rest.end());
-  acc.split(a.lane, alr, alt, t.lanes)
-      .split(a.pixel, apt, apr, t.pixel_regs)
-      .reorder(order)
-      .fuse(alt, apt, athread)
-      .gpu_threads(athread)
-      .unroll(alr)
-      .unroll(apr);
+  acc.split(a.lane, alr, alt, t.lanes).reorder(order).gpu_lanes(alt).unroll(alr).unroll(a.pixel);
 
   RVar rco("chunk_o"), rci("chunk_i");
   Halide::Stage update = acc.update();
   update.split(r.chunked, rco, rci, t.chunk, TailStrategy::GuardWithIf)
-      .split(a.lane, alr, alt, t.lanes, TailStrategy::GuardWithIf)
-      .split(a.pixel, apt, apr, t.pixel_regs, TailStrategy::GuardWithIf);
-  order = {alr, apr, rci};
+      .split(a.lane, alr, alt, t.lanes, TailStrategy::GuardWithIf);
+  order = {alr, a.pixel, rci};
   order.insert(order.end(), r.inner.begin(), r.inner.end());
-  order.insert(order.end(), {alt, apt});
+  order.emplace_back(alt);
   order.insert(order.end(), a.rest.begin(), a.rest.end());
   order.emplace_back(rco);
   order.insert(order.end(), r.outer.begin(), r.outer.end());
-  update.reorder(order).fuse(alt, apt, athread).gpu_threads(athread).unroll(alr).unroll(apr).unroll(
-      rci);
+  update.reorder(order).gpu_lanes(alt).unroll(alr).unroll(a.pixel).unroll(rci);
   for (const RVar& v : r.unrolled) update.unroll(v);
 
-  // The operand tiles of one chunk, in shared memory (Halide's home for a Func computed per
-  // block), loaded by all threads with consecutive threads on consecutive elements.
-  for (Func operand : operands(acc)) {
-    Func staged = operand.in(acc);
-    staged.compute_at(acc, rco);
+  // The operand tiles of one chunk in shared memory, the lanes loading consecutive elements of
+  // the two innermost dimensions. A tile always spans a whole chunk, even the last (whose loads
+  // past the end are harmless, like those of tiles past the output's end): its size never depends
+  // on where the chunk starts, which keeps Halide's shared-memory sizing simple and fast.
+  for (Operand& operand : operands(acc, r.chunked.name())) {
+    Func staged = operand.func.in(acc);
     const std::vector<Var> args = staged.args();
-    Var fused = args[0];
-    for (size_t i = 1; i < args.size(); i++) {
-      Var next("staged_" + std::to_string(i));
-      staged.fuse(fused, args[i], next);
-      fused = next;
-    }
-    Var so("staged_o"), si("staged_t");
-    staged.split(fused, so, si, t.threads(), TailStrategy::GuardWithIf).gpu_threads(si);
+    for (int d : operand.chunked_dims) staged.bound_extent(args[size_t(d)], t.chunk);
+    Var fused("staged_f"), so("staged_o"), si("staged_t");
+    staged.compute_at(acc, rco)
+        .store_in(MemoryType::GPUShared)
+        .fuse(args[0], args[1], fused)
+        .split(fused, so, si, t.lanes, TailStrategy::GuardWithIf)
+        .gpu_lanes(si);
   }
 }
 
@@ -201,8 +202,8 @@ Func split_rows(const Halide::Stage& update, const Halide::RDom& domain, int par
                 RVar& rows_inner) {
   const Expr rows = domain[1].extent();
   const int64_t known_rows = constant(rows);
-  const Expr per_part = known_rows > 0 ? Expr(int(ceil_div(known_rows, parts)))
-                                       : (rows + (parts - 1)) / parts;
+  const Expr per_part =
+      known_rows > 0 ? Expr(int(ceil_div(known_rows, parts))) : (rows + (parts - 1)) / parts;
   RVar rows_outer("rows_o");
   rows_inner = RVar("rows_i");
   Var part("part");
@@ -210,6 +211,9 @@ Func split_rows(const Halide::Stage& update, const Halide::RDom& domain, int par
   return stage.split(domain[1], rows_outer, rows_inner, per_part, TailStrategy::GuardWithIf)
       .rfactor(rows_outer, part);
 }
+
+// Threads across the second dimension in the kernels that add partial sums.
+constexpr int kSumRows = 4;
 
 // The bias gradient db(k) = sum of dY(k, ...) over every pixel: partial sums per part of the rows,
 // a thread per channel (coalesced across lanes in NHWC), then the parts added in order.
@@ -245,17 +249,17 @@ void schedule_vector_reduction(const ReductionStage& stage, const KnobValues& kn
 }  // namespace
 
 std::vector<Knob> cuda_knobs(const Halide::Target& /*target*/) {
-  // Defaults for sm_80/sm_90 (64K registers and up to 2048 resident threads per SM): 128-thread
-  // blocks of 2 x 4 = 8 accumulators per thread keep every kernel of the test layers far below
-  // the 255-register cap without spills (tools/ptx_report.py shows the counts), and a 64-channel
-  // by 16-pixel tile reuses each staged filter value 16 times and each input value 64 times.
+  // Defaults for sm_80/sm_90: a block is one warp (see schedule_block_tile), so 32 resident
+  // blocks per SM give 1024 threads; 2 x 8 = 16 accumulators per lane (a 64-channel by 8-pixel
+  // tile) reuse each staged input value 64 times and each filter value 8 times, and keep every
+  // kernel of the test layers far below the 255-register cap without spills (tools/ptx_report.py
+  // prints the counts).
   return {
-      {"lanes", 4, 32, 32, "threads across the output channels (a warp's lanes)"},
-      {"thread_rows", 1, 16, 4,
-       "threads across the output pixels (in channels for a filter gradient); a block has "
-       "lanes x thread_rows threads"},
-      {"lane_regs", 1, 8, 2, "accumulators per thread along the channels (lanes apart)"},
-      {"pixel_regs", 1, 8, 4, "accumulators per thread along the pixels (adjacent)"},
+      {"lanes", 4, 32, 32,
+       "threads per block, one per output channel (in channel for backprop_input): a warp's lanes"},
+      {"lane_regs", 1, 8, 2, "accumulators per lane along the channels (lanes apart)"},
+      {"pixel_regs", 1, 16, 8,
+       "accumulators per lane along the pixels (in channels for a filter gradient)"},
       {"reduce_chunk", 1, 32, 8,
        "reduction steps (in channels; output columns for a filter gradient) staged in shared "
        "memory at once and unrolled"},
@@ -267,15 +271,15 @@ std::vector<Knob> cuda_knobs(const Halide::Target& /*target*/) {
   };
 }
 
-void schedule_cuda(const ReductionStage& stage, ReductionKind kind, const Halide::Target& /*target*/,
-                   const KnobValues& knobs) {
+void schedule_cuda(const ReductionStage& stage, ReductionKind kind,
+                   const Halide::Target& /*target*/, const KnobValues& knobs) {
   if (stage.dims.size() == 1) {
     schedule_vector_reduction(stage, knobs);
     return;
   }
   // Roles by the accumulator's canonical dimensions: the first (out channels k; in channels c for
   // backprop_input) across lanes, the second (pixels x; in channels c for a filter gradient)
-  // across thread rows, the others one per block.
+  // across registers, the others one per block.
   const std::vector<Var> canonical = stage.accumulator.args();
   auto position = [&](const Var& v) {
     for (size_t d = 0; d < stage.acc_dims.size(); d++) {
@@ -309,13 +313,13 @@ void schedule_cuda(const ReductionStage& stage, ReductionKind kind, const Halide
       loops.outer = {rd[1], rd[2]};
     }
     schedule_block_tile(stage.output, o, stage.accumulator, a, t, loops);
-    report_kernel(stage.output, t.threads());
+    report_kernel(stage.output, t.lanes);
     return;
   }
 
-  // A filter gradient: the partial sums tile by tile like any reduction (lanes over k, thread rows
-  // and registers over c, blocks over the taps and the parts), chunks of output columns staged;
-  // then the parts added in order, one thread per (k, c).
+  // A filter gradient: the partial sums tile by tile like any reduction (lanes over k, registers
+  // over c, blocks over the taps and the parts), chunks of output columns staged; then the parts
+  // added in order, one thread per (k, c).
   Func out = stage.output;
   Func acc = stage.accumulator;
   RVar rows_inner;
@@ -326,19 +330,19 @@ void schedule_cuda(const ReductionStage& stage, ReductionKind kind, const Halide
   Roles pa{p_args[0], p_args[1], {p_args.begin() + 2, p_args.end()}};
   Roles wa{w_args[0], w_args[1], {w_args.begin() + 2, w_args.end()}};
   schedule_block_tile(partials, wa, partial, pa, t, {rd[0], {}, {rows_inner, rd[2]}, {}});
-  report_kernel(partials, t.threads());
+  report_kernel(partials, t.lanes);
 
   Var lb("lane_b"), lt("lane_t"), pb("pixel_b"), pt("pixel_t"), thread("thread");
   std::vector<VarOrRVar> order = {lt, pt, lb, pb};
   order.insert(order.end(), o.rest.begin(), o.rest.end());
   out.split(o.lane, lb, lt, t.lanes, TailStrategy::GuardWithIf)
-      .split(o.pixel, pb, pt, t.rows, TailStrategy::GuardWithIf)
+      .split(o.pixel, pb, pt, kSumRows, TailStrategy::GuardWithIf)
       .reorder(order)
       .fuse(lt, pt, thread)
       .gpu_threads(thread);
   gpu_blocks(out, lb, pb, o.rest);
   acc.compute_at(out, thread);
-  report_kernel(out, t.threads());
+  report_kernel(out, t.lanes * kSumRows);
 }
 
 }  // namespace convgen::schedules

@@ -222,6 +222,8 @@ std::vector<std::string> expand_targets(const std::vector<std::string>& names,
            {"x86-64-linux-avx512_skylake", "x86-64-linux-avx2-fma-f16c", "x86-64-linux-sse41"}) {
         targets.push_back(t);
       }
+    } else if (name == "cuda") {
+      targets.push_back("x86-64-linux-cuda-cuda_capability_80");
     } else if (name.empty() || name.find_first_of(", \t\n") != std::string::npos) {
       throw Error(ErrorId::invalid_argument, argument, "malformed target '" + name + "'");
     } else {
@@ -237,12 +239,18 @@ std::vector<KernelPlan> plan(const Options& options) {
     throw Error(ErrorId::invalid_argument, "library",
                 "'" + options.library + "' is not a C identifier");
   }
+  // GPU kernels are named apart (op__shape__cuda), so that one program can link a CPU and a CUDA
+  // kernel library side by side.
+  std::string device_suffix;
+  for (const std::string& target : options.targets) {
+    if (("-" + target + "-").find("-cuda-") != std::string::npos) device_suffix = "__cuda";
+  }
   std::vector<KernelPlan> kernels;
   std::set<std::string> seen;
   for (const Layer& layer : options.layers) {
     for (Op op : layer.ops) {
       const std::string key = layer.geometry.key();
-      const std::string name = std::string("convgen_") + to_string(op) + "__" + key;
+      const std::string name = std::string("convgen_") + to_string(op) + "__" + key + device_suffix;
       if (seen.insert(name).second) {
         kernels.push_back({name, op, layer.geometry.format(), key, layer.name});
       }
@@ -250,8 +258,8 @@ std::vector<KernelPlan> plan(const Options& options) {
   }
   for (DataFormat format : options.generic_formats) {
     for (Op op : {Op::conv2d, Op::conv2d_backprop_input, Op::conv2d_backprop_filter}) {
-      const std::string name =
-          std::string("convgen_") + to_string(op) + "__generic_" + lower(format_name(format));
+      const std::string name = std::string("convgen_") + to_string(op) + "__generic_" +
+                               lower(format_name(format)) + device_suffix;
       if (seen.insert(name).second) kernels.push_back({name, op, format, "", ""});
     }
   }

@@ -21,6 +21,8 @@ namespace convgen::codegen {
 // Target names understood besides plain Halide target strings:
 //   "x86-64"  one multitarget library: AVX-512 (Skylake), AVX2+FMA, SSE4.1 baseline
 //   "host"    the machine that runs the generator
+//   "cuda"    NVIDIA GPUs from sm_80 (A100; the PTX also assembles for sm_86 and sm_90) driven
+//             from an x86-64 Linux host: x86-64-linux-cuda-cuda_capability_80
 std::vector<std::string> expand_targets(const std::vector<std::string>& names,
                                         const std::string& argument);
 

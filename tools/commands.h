@@ -15,4 +15,8 @@ int verify_command(int argc, char** argv);
 // convgen generate: a shape config in, a static library of specialized and generic kernels out.
 int generate_command(int argc, char** argv);
 
+// convgen bench: every layer and operator of a shape config, convgen's kernels against oneDNN,
+// im2col + OpenBLAS and the reference, timed side by side.
+int bench_command(int argc, char** argv);
+
 }  // namespace convgen::tools

@@ -19,6 +19,8 @@ constexpr const char* kUsage =
     "  run       run one operator on .npy files (TensorFlow's argument names)\n"
     "  verify    check every layer of a shape config against the naive reference, with timings\n"
     "  generate  compile kernels specialized for a shape config into a static library\n"
+    "  bench     time every layer of a shape config against oneDNN, im2col + OpenBLAS and the "
+    "reference\n"
     "  help      print this help; 'convgen help <command>' prints a command's options\n"
     "\n"
     "options:\n"
@@ -34,6 +36,7 @@ int dispatch(int argc, char** argv) {
   if (command == "run") return convgen::tools::run_command(argc - 1, argv + 1);
   if (command == "verify") return convgen::tools::verify_command(argc - 1, argv + 1);
   if (command == "generate") return convgen::tools::generate_command(argc - 1, argv + 1);
+  if (command == "bench") return convgen::tools::bench_command(argc - 1, argv + 1);
   if (command == "--version") {
     std::printf("%s\n", kVersion);
     return 0;
@@ -46,6 +49,7 @@ int dispatch(int argc, char** argv) {
       if (topic == "run") return convgen::tools::run_command(2, help_argv);
       if (topic == "verify") return convgen::tools::verify_command(2, help_argv);
       if (topic == "generate") return convgen::tools::generate_command(2, help_argv);
+      if (topic == "bench") return convgen::tools::bench_command(2, help_argv);
       convgen::cli::report_error("unknown command '" + topic + "'");
       std::fputs(kUsage, stderr);
       return 2;

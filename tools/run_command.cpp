@@ -4,6 +4,8 @@
 // every tensor's shape. The output is written last and atomically, so a failed run leaves no file.
 // With --explain the command stops once the kernel is chosen: it prints which kernel of the tool's
 // list would run the call and why each other one would not, and computes and writes nothing.
+// --target restricts the choice to CPU or CUDA kernels; without a CUDA device, --target cuda fails
+// with the reason before anything is computed.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,7 +19,7 @@
 #include "commands.h"
 #include "convgen/convgen.h"
 #include "convgen/npy.h"
-#include "convgen_kernels.h"
+#include "tool_kernels.h"
 
 namespace convgen::tools {
 namespace {
@@ -45,6 +47,10 @@ cli::Parser make_parser() {
               "where the result goes: Y, DX or DW (required unless --explain is given)")
       .option("--bias-grad-output", "DB.npy",
               "also write the bias gradient (conv2d_backprop_filter only; optional)")
+      .option("--target", "auto|cpu|cuda",
+              "which compiled kernels may run the call: auto (the default: CPU kernels first, a "
+              "CUDA kernel only where none serves the call and a CUDA device is present), cpu, or "
+              "cuda (an error without a CUDA device)")
       .flag("--reference", "compute with the naive reference instead of a compiled kernel")
       .flag("--explain",
             "check everything, then print which compiled kernel would run the call and why the "
@@ -161,6 +167,7 @@ void check_output_path(const std::string& path, const std::string& argument) {
 struct Request {
   Op op;
   Attributes attributes;
+  Device device;  // --target
   bool use_reference;
   bool explain;  // stop after choosing the kernel: print the choice, compute and write nothing
 };
@@ -173,6 +180,18 @@ void explain(const Request& request, const Engine& engine, const Geometry& g) {
   std::cout << to_string(request.op) << " " << g.key() << "\n"
             << explanation.to_string() << std::flush;
   if (explanation.chosen) engine.select(request.op, g);
+}
+
+// Before any computing: with --target cuda, a clear error when no CUDA kernel can run the call (on
+// a machine without a CUDA device, the Engine refuses every CUDA kernel).
+void check_target(const Request& request, const Engine& engine, const Geometry& g) {
+  if (request.use_reference || request.device != Device::cuda) return;
+  if (engine.explain(request.op, g).chosen) return;
+  const std::string why = cuda_refusal();
+  throw Error(ErrorId::unsupported, "--target",
+              why.empty() ? std::string("cuda: no CUDA kernel of this build runs ") +
+                                to_string(request.op) + " on " + g.key()
+                          : "cuda: this machine cannot run CUDA kernels: " + why);
 }
 
 Geometry make_geometry(const Request& request, const ActivationShape& input,
@@ -204,6 +223,7 @@ void run_conv2d(const Request& request, const cli::Arguments& args, const Engine
     explain(request, engine, g);
     return;
   }
+  check_target(request, engine, g);
 
   const std::vector<int64_t> output_shape = to_vector(g.output_dims());
   std::vector<float> output = allocate(g.output_dims(), "--output");
@@ -231,6 +251,7 @@ void run_backprop_input(const Request& request, const cli::Arguments& args, cons
     explain(request, engine, g);
     return;
   }
+  check_target(request, engine, g);
 
   const std::vector<int64_t> output_shape = to_vector(g.input_dims());
   std::vector<float> input_grad = allocate(g.input_dims(), "--input-sizes");
@@ -258,6 +279,7 @@ void run_backprop_filter(const Request& request, const cli::Arguments& args, con
     explain(request, engine, g);
     return;
   }
+  check_target(request, engine, g);
 
   const std::vector<int64_t> output_shape = to_vector(g.filter_dims());
   std::vector<float> filter_grad = allocate(g.filter_dims(), "--filter-sizes");
@@ -305,6 +327,21 @@ int run_command(int argc, char** argv) {
     throw Error(ErrorId::invalid_argument, "--explain",
                 "cannot be combined with --reference (the reference involves no kernel choice)");
   }
+  const std::string target = args.value_or("--target", "auto");
+  if (target == "auto") {
+    request.device = Device::any;
+  } else if (target == "cpu") {
+    request.device = Device::cpu;
+  } else if (target == "cuda") {
+    request.device = Device::cuda;
+  } else {
+    throw Error(ErrorId::invalid_argument, "--target",
+                "must be auto, cpu or cuda, got '" + target + "'");
+  }
+  if (args.has("--target") && request.use_reference) {
+    throw Error(ErrorId::invalid_argument, "--target",
+                "cannot be combined with --reference (the reference runs on the CPU, no kernel)");
+  }
   if (!request.explain && !args.has("--output")) {
     throw Error(ErrorId::invalid_argument, "--output",
                 "is required (--output OUT.npy) unless --explain is given");
@@ -337,7 +374,7 @@ int run_command(int argc, char** argv) {
     }
   }
 
-  const Engine engine(convgen_kernels());
+  const Engine engine(tool_kernels(), request.device);
   switch (request.op) {
     case Op::conv2d:
       run_conv2d(request, args, engine);

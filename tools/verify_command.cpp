@@ -21,18 +21,16 @@
 // conv2d, R*S*K (an upper bound) for conv2d_backprop_input, N*Ho*Wo for conv2d_backprop_filter and
 // its bias gradient. The table reports max_i |err_i| / tol_i; above 1 is a failure.
 #include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <iostream>
-#include <limits>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "bench/problem.h"
 #include "cli.h"
 #include "commands.h"
 #include "convgen/convgen.h"
@@ -44,197 +42,6 @@ namespace {
 
 constexpr uint64_t kDefaultSeed = 1;
 constexpr int64_t kDefaultRepeats = 5;
-
-// SplitMix64: tiny, and the same numbers on every platform and standard library.
-class Random {
- public:
-  explicit Random(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [-1, 1), multiples of 2^-23 (exact in float32).
-  float uniform() { return float(int64_t(next() >> 40)) * 0x1p-23f - 1.0f; }
-
- private:
-  uint64_t state_;
-};
-
-std::vector<float> random_tensor(size_t count, Random& random) {
-  std::vector<float> values(count);
-  for (float& v : values) v = random.uniform();
-  return values;
-}
-
-std::vector<float> absolute(const std::vector<float>& values) {
-  std::vector<float> out(values.size());
-  for (size_t i = 0; i < values.size(); i++) out[i] = std::fabs(values[i]);
-  return out;
-}
-
-size_t element_count(const std::array<int64_t, 4>& dims) {
-  return size_t(checked_element_count(dims, "--config"));
-}
-
-// An output buffer the kernel must overwrite completely: any element it skips stays NaN and fails.
-std::vector<float> poisoned(size_t count) {
-  return std::vector<float>(count, std::numeric_limits<float>::quiet_NaN());
-}
-
-template <typename F>
-double milliseconds(F&& run) {
-  const auto start = std::chrono::steady_clock::now();
-  run();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-      .count();
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t mid = values.size() / 2;
-  return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
-}
-
-// Times several computations interleaved: one warm-up run of each, then `repeats` rounds of one
-// timed run of each, so that all see the same machine state (clock speed, caches, other load).
-// Returns the median time of each, in milliseconds.
-std::vector<double> interleaved_median_milliseconds(
-    int64_t repeats, const std::vector<std::function<void()>>& runs) {
-  for (const auto& run : runs) run();
-  std::vector<std::vector<double>> times(runs.size());
-  for (int64_t r = 0; r < repeats; r++) {
-    for (size_t i = 0; i < runs.size(); i++) times[i].push_back(milliseconds(runs[i]));
-  }
-  std::vector<double> medians;
-  for (const std::vector<double>& t : times) medians.push_back(median(t));
-  return medians;
-}
-
-struct Comparison {
-  double max_error = 0;
-  double max_ratio = 0;
-
-  void add(const std::vector<float>& kernel, const std::vector<float>& reference,
-           const std::vector<float>& absdot, double terms) {
-    const double unit = std::ldexp(1.0, -24);
-    for (size_t i = 0; i < kernel.size(); i++) {
-      const double error = std::fabs(double(kernel[i]) - double(reference[i]));
-      const double tolerance = unit * (terms + 1) * double(absdot[i]) + 1e-30;
-      if (!std::isfinite(error)) {  // NaN or infinity from the kernel
-        max_error = std::numeric_limits<double>::infinity();
-        max_ratio = std::numeric_limits<double>::infinity();
-        continue;
-      }
-      max_error = std::max(max_error, error);
-      max_ratio = std::max(max_ratio, error / tolerance);
-    }
-  }
-  bool ok() const { return max_ratio <= 1.0; }  // false for NaN too
-};
-
-// One case made concrete: random inputs, the reference's outputs and their error bounds, and how to
-// compute the outputs with an Engine. Operators have one output, or two for conv2d_backprop_filter
-// with a bias (the filter gradient and the bias gradient).
-struct Problem {
-  using Outputs = std::vector<std::vector<float>>;
-  std::vector<size_t> sizes;  // of each output
-  Outputs expected, bound;    // the reference's outputs; sum |a*b| per element
-  double terms = 0;           // n of the bound
-  double reference_ms = 0;    // one run of the reference
-  std::function<void(const Engine&, Outputs&)> run;
-
-  Outputs poisoned_outputs() const {
-    Outputs outputs;
-    for (size_t size : sizes) outputs.push_back(poisoned(size));
-    return outputs;
-  }
-  Comparison compare(const Outputs& outputs) const {
-    Comparison comparison;
-    for (size_t i = 0; i < outputs.size(); i++) {
-      comparison.add(outputs[i], expected[i], bound[i], terms);
-    }
-    return comparison;
-  }
-};
-
-Problem make_problem(const Layer& layer, Op op, uint64_t seed) {
-  const Geometry g = layer.geometry;
-  Random random(seed);
-  const size_t input_count = element_count(g.input_dims());
-  const size_t filter_count = element_count(g.filter_dims());
-  const size_t output_count = element_count(g.output_dims());
-  const size_t k = size_t(g.filter().k);
-  const bool has_bias = layer.bias;
-  Problem p;
-
-  switch (op) {
-    case Op::conv2d: {
-      std::vector<float> x = random_tensor(input_count, random);
-      std::vector<float> w = random_tensor(filter_count, random);
-      std::vector<float> b = has_bias ? random_tensor(k, random) : std::vector<float>();
-      p.sizes = {output_count};
-      p.expected = p.bound = {std::vector<float>(output_count)};
-      p.reference_ms = milliseconds([&] {
-        reference::conv2d(g, x.data(), w.data(), has_bias ? b.data() : nullptr,
-                          p.expected[0].data());
-      });
-      const std::vector<float> abs_b = absolute(b);
-      reference::conv2d(g, absolute(x).data(), absolute(w).data(),
-                        has_bias ? abs_b.data() : nullptr, p.bound[0].data());
-      p.terms =
-          double(g.filter().r) * double(g.filter().s) * double(g.filter().c) + (has_bias ? 1 : 0);
-      p.run = [g, x = std::move(x), w = std::move(w), b = std::move(b), has_bias](
-                  const Engine& engine, Problem::Outputs& out) {
-        engine.conv2d(g, x.data(), w.data(), has_bias ? b.data() : nullptr, out[0].data());
-      };
-      break;
-    }
-    case Op::conv2d_backprop_input: {
-      std::vector<float> w = random_tensor(filter_count, random);
-      std::vector<float> dy = random_tensor(output_count, random);
-      p.sizes = {input_count};
-      p.expected = p.bound = {std::vector<float>(input_count)};
-      p.reference_ms = milliseconds(
-          [&] { reference::conv2d_backprop_input(g, w.data(), dy.data(), p.expected[0].data()); });
-      reference::conv2d_backprop_input(g, absolute(w).data(), absolute(dy).data(),
-                                       p.bound[0].data());
-      p.terms = double(g.filter().r) * double(g.filter().s) * double(g.filter().k);
-      p.run = [g, w = std::move(w), dy = std::move(dy)](const Engine& engine,
-                                                        Problem::Outputs& out) {
-        engine.conv2d_backprop_input(g, w.data(), dy.data(), out[0].data());
-      };
-      break;
-    }
-    case Op::conv2d_backprop_filter: {
-      std::vector<float> x = random_tensor(input_count, random);
-      std::vector<float> dy = random_tensor(output_count, random);
-      p.sizes = {filter_count};
-      if (has_bias) p.sizes.push_back(k);
-      for (size_t size : p.sizes) {
-        p.expected.emplace_back(size);
-        p.bound.emplace_back(size);
-      }
-      p.reference_ms = milliseconds([&] {
-        reference::conv2d_backprop_filter(g, x.data(), dy.data(), p.expected[0].data(),
-                                          has_bias ? p.expected[1].data() : nullptr);
-      });
-      std::vector<float> db_bound(k);
-      reference::conv2d_backprop_filter(g, absolute(x).data(), absolute(dy).data(),
-                                        p.bound[0].data(), db_bound.data());
-      if (has_bias) p.bound[1] = db_bound;
-      p.terms = double(g.output().n) * double(g.output().h) * double(g.output().w);
-      p.run = [g, x = std::move(x), dy = std::move(dy), has_bias](const Engine& engine,
-                                                                  Problem::Outputs& out) {
-        engine.conv2d_backprop_filter(g, x.data(), dy.data(), out[0].data(),
-                                      has_bias ? out[1].data() : nullptr);
-      };
-      break;
-    }
-  }
-  return p;
-}
 
 // One compiled kernel's part of a row.
 struct KernelResult {
@@ -269,11 +76,12 @@ Result verify(const Engine* specialized, const Engine* generic, const Layer& lay
     c.outputs = problem.poisoned_outputs();
     runs.push_back([&problem, &c] { problem.run(*c.engine, c.outputs); });
   }
-  const std::vector<double> ms = interleaved_median_milliseconds(repeats, runs);
+  // One warm-up run of each, then the timed rounds; the table shows the medians.
+  const std::vector<std::vector<double>> ms = interleaved_milliseconds(1, repeats, runs);
   for (size_t i = 0; i < contenders.size(); i++) {
     KernelResult& r = *contenders[i].result;
     r.present = true;
-    r.ms = ms[i];
+    r.ms = median(ms[i]);
     r.comparison = problem.compare(contenders[i].outputs);
   }
   return result;

@@ -51,8 +51,24 @@ KernelArgs scalar_args(const Geometry& g) {
           int(g.pad_top()),  int(g.pad_left()), {}};
 }
 
-void run(const Kernel& kernel, const KernelArgs& args) {
-  const int status = kernel.entry(args);
+// Runs `kernel`; buffers from `first_output` on are its outputs. A GPU kernel copies its inputs
+// to the device itself (they are marked as written on the host), and leaves its outputs there:
+// they are copied back, and every device copy freed, before returning, so that the caller's
+// buffers are plain host memory again.
+void run(const Kernel& kernel, const KernelArgs& args, int first_output) {
+  // (The substring test first keeps string splitting off the CPU kernels' path.)
+  const bool gpu =
+      kernel.targets.find("cuda") != std::string_view::npos && runs_on_gpu(kernel.targets);
+  if (gpu) {
+    for (int i = 0; i < first_output; i++) args.buffers[i]->set_host_dirty(true);
+  }
+  int status = kernel.entry(args);
+  if (gpu) {
+    for (int i = 0; i < 4 && args.buffers[i]; i++) {
+      if (i >= first_output && status == 0) status = halide_copy_to_host(nullptr, args.buffers[i]);
+      halide_device_free(nullptr, args.buffers[i]);
+    }
+  }
   if (status != 0) {
     throw Error(ErrorId::kernel_failed, std::string(kernel.name),
                 "kernel returned Halide error code " + std::to_string(status));
@@ -61,8 +77,17 @@ void run(const Kernel& kernel, const KernelArgs& args) {
 
 }  // namespace
 
-Engine::Engine(const KernelList& kernels) : kernels_(&kernels) {
-  for (const Kernel& kernel : kernels) target_refusals_.push_back(target_refusal(kernel.targets));
+Engine::Engine(const KernelList& kernels, Device device) : kernels_(&kernels) {
+  for (const Kernel& kernel : kernels) {
+    const bool gpu = runs_on_gpu(kernel.targets);
+    if (device == Device::cpu && gpu) {
+      target_refusals_.push_back("a CUDA kernel, and dispatch is restricted to the CPU");
+    } else if (device == Device::cuda && !gpu) {
+      target_refusals_.push_back("a CPU kernel, and dispatch is restricted to CUDA");
+    } else {
+      target_refusals_.push_back(target_refusal(kernel.targets));
+    }
+  }
   const char* verbose = std::getenv("CONVGEN_VERBOSE");
   verbose_ = verbose && std::string(verbose).find("dispatch") != std::string::npos;
 }
@@ -166,7 +191,7 @@ void Engine::conv2d(const Geometry& g, const float* input, const float* filter, 
   args.buffers[1] = w.get();
   args.buffers[2] = b.get();
   args.buffers[3] = y.get();
-  run(kernel, args);
+  run(kernel, args, 3);
 }
 
 void Engine::conv2d_backprop_input(const Geometry& g, const float* filter, const float* out_backprop,
@@ -178,7 +203,7 @@ void Engine::conv2d_backprop_input(const Geometry& g, const float* filter, const
   args.buffers[0] = w.get();
   args.buffers[1] = dy.get();
   args.buffers[2] = dx.get();
-  run(kernel, args);
+  run(kernel, args, 2);
 }
 
 void Engine::conv2d_backprop_filter(const Geometry& g, const float* input,
@@ -196,7 +221,7 @@ void Engine::conv2d_backprop_filter(const Geometry& g, const float* input,
   args.buffers[1] = dy.get();
   args.buffers[2] = dw.get();
   args.buffers[3] = db.get();
-  run(kernel, args);
+  run(kernel, args, 2);
 }
 
 }  // namespace convgen

@@ -2,10 +2,12 @@
 // variants itself; the runtime only has to refuse kernels that cannot run here at all (another
 // architecture, a GPU target without a device, an ISA extension this CPU lacks).
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "convgen/convgen.h"
+#include "cuda_probe.h"
 
 namespace convgen {
 namespace {
@@ -56,8 +58,26 @@ std::string refusal(const std::string& target) {
   if (arch != kHostArch) return "target " + target + " is for " + arch + ", this CPU is " + kHostArch;
   for (size_t i = 3; i < parts.size(); i++) {
     const std::string& feature = parts[i];
-    if (feature.rfind("cuda", 0) == 0 || feature == "opencl" || feature == "metal" ||
-        feature == "vulkan") {
+    if (feature == "cuda") {
+      const detail::CudaDevice& device = detail::cuda_device();
+      if (!device.refusal.empty()) {
+        return "target " + target + " needs a CUDA device: " + device.refusal;
+      }
+      continue;
+    }
+    if (feature.rfind("cuda_capability_", 0) == 0) {
+      const int needed = std::atoi(feature.c_str() + 16);
+      const int has = detail::cuda_device().capability;
+      if (has < needed) {
+        return "target " + target + " needs compute capability " + std::to_string(needed / 10) +
+               "." + std::to_string(needed % 10) + ", CUDA device 0 (" +
+               detail::cuda_device().name + ") has " + std::to_string(has / 10) + "." +
+               std::to_string(has % 10);
+      }
+      continue;
+    }
+    if (feature == "opencl" || feature == "metal" || feature == "vulkan" ||
+        feature == "d3d12compute" || feature == "openglcompute") {
       return "target " + target + " needs a " + feature + " device, which this runtime cannot use";
     }
 #if defined(__x86_64__)
@@ -68,6 +88,17 @@ std::string refusal(const std::string& target) {
 }
 
 }  // namespace
+
+std::string cuda_refusal() { return detail::cuda_device().refusal; }
+
+bool runs_on_gpu(std::string_view targets) {
+  for (const std::string& target : split(targets, ',')) {
+    for (const std::string& feature : split(target, '-')) {
+      if (feature == "cuda") return true;
+    }
+  }
+  return false;
+}
 
 std::string target_refusal(std::string_view targets) {
   std::string reasons;

@@ -31,13 +31,25 @@ struct Explanation {
   std::string to_string() const;
 };
 
+// Which kernels an Engine may dispatch to.
+enum class Device {
+  any,   // every kernel this machine can run, in list order (CPU kernels come first in the lists
+         // convgen builds, so a CUDA kernel runs only where no CPU kernel serves the call)
+  cpu,   // CPU kernels only
+  cuda,  // CUDA kernels only (refused, with the reason, on a machine without a CUDA device)
+};
+
 // Dispatches each call to a kernel of `kernels`: one specialized for exactly the call's geometry
-// when the list has one that this CPU can run, else a generic one for the layout. Holds no mutable
-// state: one Engine may serve any number of threads. With CONVGEN_VERBOSE=dispatch in the
+// when the list has one that this machine can run, else a generic one for the layout. Holds no
+// mutable state: one Engine may serve any number of threads. With CONVGEN_VERBOSE=dispatch in the
 // environment (read when the Engine is made) each call logs its explanation on stderr.
+//
+// A CUDA kernel is usable only where a CUDA driver and device are present (probed once per
+// process). It takes and returns host memory like any kernel: the Engine copies the outputs back
+// and frees the device copies before the call returns.
 class Engine {
  public:
-  explicit Engine(const KernelList& kernels);
+  explicit Engine(const KernelList& kernels, Device device = Device::any);
 
   // Which kernel would run `op` on `g`, and why the others would not.
   Explanation explain(Op op, const Geometry& g) const;
@@ -63,5 +75,12 @@ class Engine {
 // or a comma-separated multitarget list, which runs when any of its entries does). Returns an empty
 // string when it can, else the reason it cannot.
 std::string target_refusal(std::string_view targets);
+
+// Why this machine cannot run CUDA kernels (no driver, no device), or an empty string when CUDA
+// device 0 is usable.
+std::string cuda_refusal();
+
+// Whether code for a Halide target string runs on a GPU (the `cuda` feature).
+bool runs_on_gpu(std::string_view targets);
 
 }  // namespace convgen
