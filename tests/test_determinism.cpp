@@ -7,7 +7,6 @@
 
 #include <catch2/catch.hpp>
 
-#include "HalideRuntime.h"
 #include "convgen/convgen.h"
 #include "convgen_test_kernels.h"
 
@@ -30,7 +29,7 @@ std::vector<float> run(const Kernel& kernel, const Geometry& g, int threads) {
   const std::vector<float> bias = random_tensor({1, 1, 1, g.filter().k}, rng);
   const KernelList only{kernel};
   const Engine engine(only);
-  halide_set_num_threads(threads);
+  set_num_threads(threads);
   std::vector<float> out;
   switch (kernel.op) {
     case Op::conv2d:
@@ -46,7 +45,7 @@ std::vector<float> run(const Kernel& kernel, const Geometry& g, int threads) {
       engine.conv2d_backprop_filter(g, x.data(), dy.data(), out.data(), out.data() + w.size());
       break;
   }
-  halide_set_num_threads(0);
+  set_num_threads(0);
   return out;
 }
 

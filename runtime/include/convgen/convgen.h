@@ -71,6 +71,12 @@ class Engine {
   bool verbose_ = false;
 };
 
+// Sets the number of threads kernels run on (0: one per core; the default, or $HL_NUM_THREADS)
+// and returns the count now in force. It restarts Halide's thread pool, which once started can
+// only grow: call it while no kernel runs. Defined with the kernels' Halide runtime, so only a
+// program that links a kernel library may call it.
+int set_num_threads(int threads);
+
 // Whether this machine can run code for a Halide target string ("x86-64-linux-avx2-fma", "host",
 // or a comma-separated multitarget list, which runs when any of its entries does). Returns an empty
 // string when it can, else the reason it cannot.
