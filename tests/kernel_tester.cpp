@@ -8,7 +8,6 @@
 #include <catch2/catch.hpp>
 
 namespace convgen::testing {
-namespace {
 
 std::vector<float> random_tensor(const std::array<int64_t, 4>& dims, std::mt19937& rng) {
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
@@ -16,6 +15,8 @@ std::vector<float> random_tensor(const std::array<int64_t, 4>& dims, std::mt1993
   for (float& v : t) v = uniform(rng);
   return t;
 }
+
+namespace {
 
 std::vector<float> absolute(const std::vector<float>& t) {
   std::vector<float> a(t.size());

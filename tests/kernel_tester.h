@@ -2,12 +2,17 @@
 // XNNPACK's testers: random data from a printed seed, the failing coordinate on failure.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "convgen/convgen.h"
 
 namespace convgen::testing {
+
+// A tensor of `dims` with entries uniform in [-1, 1).
+std::vector<float> random_tensor(const std::array<int64_t, 4>& dims, std::mt19937& rng);
 
 // The largest error seen, as a fraction of the tolerance (1 = at the bound).
 struct Agreement {

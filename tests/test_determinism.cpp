@@ -9,16 +9,10 @@
 
 #include "convgen/convgen.h"
 #include "convgen_test_kernels.h"
+#include "kernel_tester.h"
 
 namespace convgen::testing {
 namespace {
-
-std::vector<float> random_tensor(const std::array<int64_t, 4>& dims, std::mt19937& rng) {
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> t(size_t(checked_element_count(dims, "tensor")));
-  for (float& v : t) v = uniform(rng);
-  return t;
-}
 
 // The kernel's output (and the bias gradient, for backprop_filter) with `threads` threads.
 std::vector<float> run(const Kernel& kernel, const Geometry& g, int threads) {
