@@ -181,7 +181,11 @@ void schedule_block_tile(Func out, const Roles& o, Func acc, const Roles& a, con
   // The operand tiles of one chunk in shared memory, the lanes loading consecutive elements of
   // the two innermost dimensions. A tile always spans a whole chunk, even the last (whose loads
   // past the end are harmless, like those of tiles past the output's end): its size never depends
-  // on where the chunk starts, which keeps Halide's shared-memory sizing simple and fast.
+  // on where the chunk starts, which keeps Halide's shared-memory sizing simple and fast. The
+  // loads are gpu_threads, not gpu_lanes: Halide 14 takes a block of lane loops alone to run in
+  // lockstep and puts no barrier between a tile's stores and other lanes' loads, which since
+  // Volta's independent thread scheduling is a race; with a thread loop in the block it inserts
+  // them (bar.sync after staging and at the end of each chunk).
   for (Operand& operand : operands(acc, r.chunked.name())) {
     Func staged = operand.func.in(acc);
     const std::vector<Var> args = staged.args();
@@ -191,7 +195,7 @@ void schedule_block_tile(Func out, const Roles& o, Func acc, const Roles& a, con
         .store_in(MemoryType::GPUShared)
         .fuse(args[0], args[1], fused)
         .split(fused, so, si, t.lanes, TailStrategy::GuardWithIf)
-        .gpu_lanes(si);
+        .gpu_threads(si);
   }
 }
 

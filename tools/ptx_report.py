@@ -18,8 +18,9 @@ naming the entry after the loop it runs ("_kernel_<func>_s<stage>_..."); an entr
 matching line gets the largest block size of its kernel (a conservative bound).
 
 Exits non-zero on a ptxas error, on any spill or other local memory (a register tile that did not
-fit in registers), or when registers per thread times the block size exceed what one SM holds, so
-that the block could not launch (registers are allocated per warp in units of 256).
+fit in registers), when registers per thread times the block size exceed what one SM holds, so
+that the block could not launch (registers are allocated per warp in units of 256), or when a
+kernel writes and reads shared memory with no barrier at all (lanes racing on a staged tile).
 
 usage: ptx_report.py KERNELS_DIR [--arch sm_80 --arch sm_90] [--ptxas PATH] [--keep DIR]
 """
@@ -54,6 +55,21 @@ def extract_ptx(data):
 
 def entries(ptx):
     return re.findall(r"^\.visible \.entry (\S+?)\(", ptx, re.M)
+
+
+def entry_bodies(ptx):
+    """{entry: its PTX text}, each up to the next entry."""
+    starts = [(m.start(), m.group(1))
+              for m in re.finditer(r"^\.visible \.entry (\S+?)\(", ptx, re.M)]
+    return {name: ptx[at:(starts[i + 1][0] if i + 1 < len(starts) else len(ptx))]
+            for i, (at, name) in enumerate(starts)}
+
+
+def unsynchronized_shared(body):
+    """Whether a kernel both stores to and loads from shared memory with no barrier at all: lanes
+    would read what other lanes wrote without synchronizing (a race since Volta)."""
+    return ("st.shared" in body and "ld.shared" in body and
+            not re.search(r"\b(bar|barrier)\.(sync|warp\.sync)|\bbar\.red|\bbarrier\.", body))
 
 
 def launch_sizes(log_path):
@@ -233,6 +249,7 @@ def main():
                         problems.append(f"{kernel} ({arch}): ptxas failed:\n{run.stderr.strip()}")
                         continue
                     stats = parse_ptxas(run.stderr + run.stdout)
+                    bodies = entry_bodies(ptx)
                     for entry in entries(ptx):
                         s = stats.get(entry)
                         if s is None:
@@ -249,6 +266,9 @@ def main():
                         elif s["stack"]:
                             problems.append(f"{where}: {s['stack']} bytes of local memory "
                                             "(a register tile that does not fit in registers)")
+                        if unsynchronized_shared(bodies.get(entry, "")):
+                            problems.append(f"{where}: shared memory written and read with no "
+                                            "barrier (a race between lanes)")
                         if threads is None:
                             problems.append(f"{where}: unknown block size (no "
                                             "convgen-cuda-kernel line in the generator log)")
