@@ -9,6 +9,20 @@
 
 namespace convgen::testing {
 
+Geometry make_geometry(const Case& t, DataFormat format) {
+  Attributes a;
+  a.format = format;
+  a.stride_h = t.sh;
+  a.stride_w = t.sw;
+  a.dilation_h = t.dh;
+  a.dilation_w = t.dw;
+  a.padding = t.padding;
+  if (t.padding == Padding::EXPLICIT) {
+    a.pad_top = t.pads[0], a.pad_bottom = t.pads[1], a.pad_left = t.pads[2], a.pad_right = t.pads[3];
+  }
+  return Geometry::make({t.n, t.h, t.w, t.c}, {t.r, t.s, t.c, t.k}, a);
+}
+
 std::vector<float> random_tensor(const std::array<int64_t, 4>& dims, std::mt19937& rng) {
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   std::vector<float> t(size_t(checked_element_count(dims, "test tensor")));

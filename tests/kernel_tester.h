@@ -11,6 +11,17 @@
 
 namespace convgen::testing {
 
+// A geometry in data-format-independent terms; `pads` = {top, bottom, left, right} for EXPLICIT.
+struct Case {
+  int64_t n, h, w, c, k, r, s;
+  int64_t sh = 1, sw = 1, dh = 1, dw = 1;
+  Padding padding = Padding::SAME;
+  std::array<int64_t, 4> pads{};
+};
+
+// The Geometry of `c` in `format`.
+Geometry make_geometry(const Case& c, DataFormat format);
+
 // A tensor of `dims` with entries uniform in [-1, 1).
 std::vector<float> random_tensor(const std::array<int64_t, 4>& dims, std::mt19937& rng);
 

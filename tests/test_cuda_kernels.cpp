@@ -12,29 +12,6 @@
 namespace convgen::testing {
 namespace {
 
-// {n, h, w, c, k, r, s, sh, sw, dh, dw, padding, pads (top, bottom, left, right)}
-struct Case {
-  int64_t n, h, w, c, k, r, s;
-  int64_t sh = 1, sw = 1, dh = 1, dw = 1;
-  Padding padding = Padding::SAME;
-  std::array<int64_t, 4> pads{};
-};
-
-Geometry make(const Case& t, DataFormat format) {
-  Attributes a;
-  a.format = format;
-  a.stride_h = t.sh;
-  a.stride_w = t.sw;
-  a.dilation_h = t.dh;
-  a.dilation_w = t.dw;
-  a.padding = t.padding;
-  if (t.padding == Padding::EXPLICIT) {
-    std::tie(a.pad_top, a.pad_bottom, a.pad_left, a.pad_right) =
-        std::tie(t.pads[0], t.pads[1], t.pads[2], t.pads[3]);
-  }
-  return Geometry::make({t.n, t.h, t.w, t.c}, {t.r, t.s, t.c, t.k}, a);
-}
-
 // Channel counts around a warp and a register tile (32 lanes x 2), pixel counts around the
 // 8-pixel tile, strides larger than the filter, dilations, odd and large explicit pads.
 const std::vector<Case> kGrid = {
@@ -61,7 +38,7 @@ TEST_CASE("CUDA generic kernels match the reference on the grid", "[cuda]") {
       double worst = 0;
       uint32_t seed = 1;
       for (const Case& c : kGrid) {
-        const Agreement a = tester.test(make(c, kernel.format), seed++);
+        const Agreement a = tester.test(make_geometry(c, kernel.format), seed++);
         CHECK(a.max_ratio <= 1.0);
         worst = std::max(worst, a.max_ratio);
       }
@@ -92,7 +69,7 @@ TEST_CASE("CUDA kernels are deterministic", "[cuda]") {
     DYNAMIC_SECTION(kernel.name) {
       const KernelList only{kernel};
       const Engine engine(only);
-      const Geometry g = make({2, 20, 19, 40, 70, 3, 3}, kernel.format);
+      const Geometry g = make_geometry({2, 20, 19, 40, 70, 3, 3}, kernel.format);
       std::vector<float> x(size_t(checked_element_count(g.input_dims(), "x")), 0.5f);
       std::vector<float> dy(size_t(checked_element_count(g.output_dims(), "dy")));
       for (size_t i = 0; i < dy.size(); i++) dy[i] = float(int(i % 7) - 3) * 0.37f;

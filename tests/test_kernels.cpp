@@ -12,29 +12,6 @@
 namespace convgen::testing {
 namespace {
 
-// A geometry in data-format-independent terms; `pads` = {top, bottom, left, right} for EXPLICIT.
-struct Case {
-  int64_t n, h, w, c, k, r, s;
-  int64_t sh = 1, sw = 1, dh = 1, dw = 1;
-  Padding padding = Padding::SAME;
-  std::array<int64_t, 4> pads{};
-};
-
-Geometry make(const Case& t, DataFormat format) {
-  Attributes a;
-  a.format = format;
-  a.stride_h = t.sh;
-  a.stride_w = t.sw;
-  a.dilation_h = t.dh;
-  a.dilation_w = t.dw;
-  a.padding = t.padding;
-  if (t.padding == Padding::EXPLICIT) {
-    std::tie(a.pad_top, a.pad_bottom, a.pad_left, a.pad_right) =
-        std::tie(t.pads[0], t.pads[1], t.pads[2], t.pads[3]);
-  }
-  return Geometry::make({t.n, t.h, t.w, t.c}, {t.r, t.s, t.c, t.k}, a);
-}
-
 // Runs every generic kernel of the list (each in its own layout) on every case.
 void check_all_kernels(const std::vector<Case>& cases) {
   for (const Kernel& kernel : convgen_test_kernels()) {
@@ -44,7 +21,7 @@ void check_all_kernels(const std::vector<Case>& cases) {
       Agreement worst;
       uint32_t seed = 1;
       for (const Case& c : cases) {
-        const Geometry g = make(c, kernel.format);
+        const Geometry g = make_geometry(c, kernel.format);
         const Agreement a = tester.test(g, seed++);
         CHECK(a.max_ratio <= 1.0);
         worst.max_abs_error = std::max(worst.max_abs_error, a.max_abs_error);
