@@ -36,6 +36,7 @@
 #include "convgen/convgen.h"
 #include "convgen/shape_config.h"
 #include "convgen_kernels.h"
+#include "tool_kernels.h"
 
 namespace convgen::tools {
 namespace {
@@ -48,11 +49,13 @@ constexpr double kMinSampleMs = 1.0;
 constexpr int64_t kMaxRunsPerSample = 10000;
 
 // The implementations, in table order.
-enum Impl { kSpecialized, kGeneric, kOnednnAny, kOnednnHwio, kIm2col, kReference, kImpls };
+enum Impl { kSpecialized, kGeneric, kCuda, kOnednnAny, kOnednnHwio, kIm2col, kReference, kImpls };
 // Their names in --json, and in the tables.
-constexpr const char* kImplNames[kImpls] = {"convgen-specialized", "convgen-generic", "onednn-any",
-                                            "onednn-hwio",         "im2col-openblas", "reference"};
-constexpr const char* kImplShort[kImpls] = {"spec",      "gen",    "dnnl-any",
+constexpr const char* kImplNames[kImpls] = {"convgen-specialized", "convgen-generic",
+                                            "convgen-cuda",        "onednn-any",
+                                            "onednn-hwio",         "im2col-openblas",
+                                            "reference"};
+constexpr const char* kImplShort[kImpls] = {"spec",     "gen",       "cuda",  "dnnl-any",
                                             "dnnl-hwio", "im2col", "naive"};
 bool is_peer(int impl) { return impl == kOnednnAny || impl == kOnednnHwio || impl == kIm2col; }
 
@@ -177,7 +180,8 @@ std::string cpu_model() {
 // times those that pass, interleaved. Fills row.m.
 // `selected` says which to run at all (--impls).
 void measure(const Problem& problem, const Engine* specialized, const Engine* generic,
-             bool time_reference, const std::set<int>& selected, int64_t repeats, Row& row) {
+             const Engine& cuda, bool time_reference, const std::set<int>& selected,
+             int64_t repeats, Row& row) {
   std::unique_ptr<Implementation> impls[kImpls];
   const auto make = [&](int i, auto&& factory) {
     if (!selected.count(i)) return;
@@ -200,6 +204,13 @@ void measure(const Problem& problem, const Engine* specialized, const Engine* ge
   make(kGeneric, [&]() -> std::unique_ptr<Implementation> {
     if (!generic) throw Error(ErrorId::unsupported, "gen", "no generic kernel for the layout");
     return std::make_unique<EngineImplementation>(problem, generic);
+  });
+  make(kCuda, [&]() -> std::unique_ptr<Implementation> {
+    if (const std::string why = cuda_refusal(); !why.empty()) {
+      throw Error(ErrorId::unsupported, "cuda", why);
+    }
+    cuda.select(problem.op, problem.geometry);  // throws when no CUDA kernel fits
+    return std::make_unique<EngineImplementation>(problem, &cuda);
   });
   make(kOnednnAny, [&] {
     return bench::make_onednn(problem, bench::OnednnWeights::any, &row.m[kOnednnAny].detail);
@@ -416,8 +427,8 @@ cli::Parser make_parser() {
       .option("--ops", "OP,...", "operators to time (default: each layer's ops)")
       .option("--layers", "NAME,...", "layers to time (default: all)")
       .option("--impls", "IMPL,...",
-              "implementations to run: convgen-specialized, convgen-generic, onednn-any, "
-              "onednn-hwio, im2col-openblas, reference (default: all)")
+              "implementations to run: convgen-specialized, convgen-generic, convgen-cuda, "
+              "onednn-any, onednn-hwio, im2col-openblas, reference (default: all)")
       .option("--threads", "N,...",
               "thread counts, one table each (default: 1 and the number of CPUs)")
       .option("--repeats", "N",
@@ -557,7 +568,8 @@ Report make_report(const ShapeConfig& config, const Options& options, const std:
       "same count for every operator); %peak: spec's GF/s / the highest peak FMA throughput "
       "measured (over 100%: the peak was never measured on a machine as quiet as the kernel "
       "found it)\n"
-      "spec: convgen's kernel specialized for the layer; gen: convgen's generic kernel; "
+      "spec: convgen's kernel specialized for the layer; gen: convgen's generic kernel; cuda: "
+      "convgen's generic CUDA kernel, with its host-device copies (only with a CUDA device); "
       "dnnl-any: oneDNN, its preferred weight format (the reorder from and to HWIO is not timed); "
       "dnnl-hwio: oneDNN, HWIO weights; im2col: im2col + OpenBLAS sgemm (forward, NHWC; the "
       "im2col copy is timed, single-threaded; a 1x1 stride-1 layer needs none); naive: the "
@@ -770,6 +782,8 @@ int bench_command(int argc, char** argv) {
     if (kernel.shape_key.empty()) generic_kernels.push_back(kernel);
   }
   const Engine generic_engine(generic_kernels);
+  // The CUDA kernels, timed with the host-device copies a call makes.
+  const Engine cuda_engine(tool_kernels(), Device::cuda);
 
   // The header: what runs, on what, against what.
   Peaks peaks(options.threads);
@@ -814,7 +828,7 @@ int bench_command(int argc, char** argv) {
       set_threads(t);
       Row row{cases[c].layer, op, t, flops, {}};
       measure(problem, specialized ? &engine : nullptr, generic ? &generic_engine : nullptr,
-              flops < options.reference_max_gflop * 1e9, options.impls, options.repeats, row);
+              cuda_engine, flops < options.reference_max_gflop * 1e9, options.impls, options.repeats, row);
       std::string progress = format("bench:   %d thread%s:", t, t == 1 ? "" : "s");
       for (int i = 0; i < kImpls; i++) {
         if (row.m[i].state != Measurement::State::absent) {
