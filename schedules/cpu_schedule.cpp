@@ -190,8 +190,10 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
     schedule_generic_register_tile(stage, lanes, knobs["tile_vectors"], knobs["tile_pixels"]);
   } else if (guarded_channels) {
     schedule_tiles(stage, 0, lanes);
-  } else if (constant_extent(stage.domain, 0) >= lanes) {
-    // Vectors along the reduction read its operands in their stored order: no restaging.
+  } else if (constant_extent(stage.domain, 0) >= lanes &&
+             constant_extent(stage.domain, 0) % lanes == 0) {
+    // Vectors along the reduction read its operands in their stored order: no restaging. Only
+    // whole vectors: a remainder would be a scalar loop.
     schedule_reduction_lanes(stage, lanes);
     return;
   } else if (stage.dims.size() > 1 && !narrow(1)) {
