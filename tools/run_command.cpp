@@ -208,6 +208,25 @@ void write_output(const std::string& path, const std::vector<int64_t>& shape,
   npy::write(path, shape, data.data(), "--output");
 }
 
+// With --explain, prints the explanation and returns true: nothing is to be computed. Otherwise
+// checks that --target can run the call and returns false.
+bool explained_or_checked(const Request& request, const Engine& engine, const Geometry& g) {
+  if (request.explain) {
+    explain(request, engine, g);
+    return true;
+  }
+  check_target(request, engine, g);
+  return false;
+}
+
+// --out-backprop, which must have exactly the shape of the forward convolution's output.
+npy::Array read_out_backprop(const cli::Arguments& args, const Geometry& g) {
+  npy::Array out_backprop = npy::read(args.value("--out-backprop"), "--out-backprop");
+  check_shape(out_backprop, to_vector(g.output_dims()), "--out-backprop",
+              "the output shape of the forward convolution");
+  return out_backprop;
+}
+
 void run_conv2d(const Request& request, const cli::Arguments& args, const Engine& engine) {
   const npy::Array input = npy::read(args.value("--input"), "--input");
   const npy::Array filter = npy::read(args.value("--filter"), "--filter");
@@ -219,11 +238,7 @@ void run_conv2d(const Request& request, const cli::Arguments& args, const Engine
                     filter_shape(filter.shape, "--filter"));
   if (args.has("--bias"))
     check_shape(bias, {g.filter().k}, "--bias", "[K], K = the filter's out_channels");
-  if (request.explain) {
-    explain(request, engine, g);
-    return;
-  }
-  check_target(request, engine, g);
+  if (explained_or_checked(request, engine, g)) return;
 
   const std::vector<int64_t> output_shape = to_vector(g.output_dims());
   std::vector<float> output = allocate(g.output_dims(), "--output");
@@ -244,14 +259,8 @@ void run_backprop_input(const Request& request, const cli::Arguments& args, cons
   const Geometry g =
       make_geometry(request, activation_shape(sizes, request.attributes.format, "--input-sizes"),
                     filter_shape(filter.shape, "--filter"));
-  const npy::Array out_backprop = npy::read(args.value("--out-backprop"), "--out-backprop");
-  check_shape(out_backprop, to_vector(g.output_dims()), "--out-backprop",
-              "the output shape of the forward convolution");
-  if (request.explain) {
-    explain(request, engine, g);
-    return;
-  }
-  check_target(request, engine, g);
+  const npy::Array out_backprop = read_out_backprop(args, g);
+  if (explained_or_checked(request, engine, g)) return;
 
   const std::vector<int64_t> output_shape = to_vector(g.input_dims());
   std::vector<float> input_grad = allocate(g.input_dims(), "--input-sizes");
@@ -272,14 +281,8 @@ void run_backprop_filter(const Request& request, const cli::Arguments& args, con
   const Geometry g =
       make_geometry(request, activation_shape(input.shape, request.attributes.format, "--input"),
                     filter_shape(sizes, "--filter-sizes"));
-  const npy::Array out_backprop = npy::read(args.value("--out-backprop"), "--out-backprop");
-  check_shape(out_backprop, to_vector(g.output_dims()), "--out-backprop",
-              "the output shape of the forward convolution");
-  if (request.explain) {
-    explain(request, engine, g);
-    return;
-  }
-  check_target(request, engine, g);
+  const npy::Array out_backprop = read_out_backprop(args, g);
+  if (explained_or_checked(request, engine, g)) return;
 
   const std::vector<int64_t> output_shape = to_vector(g.filter_dims());
   std::vector<float> filter_grad = allocate(g.filter_dims(), "--filter-sizes");
