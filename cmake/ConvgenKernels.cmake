@@ -2,6 +2,7 @@
 #                     [CONFIG <shapes.json>]          layers whose shapes are baked into kernels
 #                     [TARGETS <halide target>...]    default x86-64 (AVX-512, AVX2+FMA, SSE4.1)
 #                     [GENERIC <NHWC|NCHW|none>...]   default: the layouts the config uses
+#                     [SCHEDULES <schedules.json>]    tuned schedules (convgen tune)
 #                     [JOBS <n>]                      generator processes at once, default 2
 #                     [EMIT <stmt|assembly>...])      also write each kernel's review files
 #
@@ -9,7 +10,7 @@
 # static library <name> of them: link it and call `<name>()` (header <name>.h) for its kernel list,
 # which a convgen::Engine dispatches from. Only kernels whose layer changed are regenerated.
 function(convgen_add_kernels NAME)
-  cmake_parse_arguments(ARG "" "CONFIG;JOBS" "TARGETS;GENERIC;EMIT" ${ARGN})
+  cmake_parse_arguments(ARG "" "CONFIG;SCHEDULES;JOBS" "TARGETS;GENERIC;EMIT" ${ARGN})
   set(dir "${CMAKE_CURRENT_BINARY_DIR}/${NAME}")
   set(args --library ${NAME} --out "${dir}" --generator $<TARGET_FILE:convgen::generators>)
   set(depends $<TARGET_FILE:convgen::generate> $<TARGET_FILE:convgen::generators>)
@@ -17,6 +18,11 @@ function(convgen_add_kernels NAME)
     get_filename_component(config "${ARG_CONFIG}" ABSOLUTE)
     list(APPEND args --config "${config}")
     list(APPEND depends "${config}")
+  endif ()
+  if (ARG_SCHEDULES)
+    get_filename_component(schedules "${ARG_SCHEDULES}" ABSOLUTE)
+    list(APPEND args --schedules "${schedules}")
+    list(APPEND depends "${schedules}")
   endif ()
   if (ARG_TARGETS)
     list(JOIN ARG_TARGETS "," targets)

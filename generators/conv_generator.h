@@ -38,6 +38,8 @@ class ConvGenerator : public Halide::Generator<T> {
   GeneratorParam<std::string> shape{"shape", ""};
   // A JSON file with the schedule's knob values; empty means the schedule's declared defaults.
   GeneratorParam<std::string> schedule_record{"schedule_record", ""};
+  // Where to write the knob space and the values used (schedules/knobs.h); empty: nowhere.
+  GeneratorParam<std::string> knob_report{"knob_report", ""};
 
   // The geometry that buffer extents cannot tell: every kernel takes these, in this order, first.
   Input<int> stride_h{"stride_h"}, stride_w{"stride_w"};
@@ -165,6 +167,12 @@ class ConvGenerator : public Halide::Generator<T> {
       b.dim(d).set_extent(int(extents[size_t(d)])).set_stride(int(stride));
       stride *= extents[size_t(d)];
     }
+    if (this->get_auto_schedule()) {
+      autoscheduled_geometry();  // refuses a generic kernel
+      Halide::Region estimates;
+      for (int64_t extent : extents) estimates.emplace_back(0, int(extent));
+      b.set_estimates(estimates);
+    }
   }
 
   // A tensor's extents in Halide's order (innermost first) when specialized; empty otherwise.
@@ -187,19 +195,46 @@ class ConvGenerator : public Halide::Generator<T> {
                        const std::vector<Halide::Var>& out_dims, const Reduction& a,
                        const std::vector<Halide::Var>& a_dims,
                        const std::vector<schedules::Staged>& staged = {}) {
+    if (this->get_auto_schedule()) {
+      estimate_scalars();
+      return;  // Halide's autoscheduler schedules the whole pipeline from the estimates
+    }
     const schedules::ReductionStage stage{out,    out_dims, known_extents(tensor), a.func,
                                           a_dims, a.domain, staged};
     const Halide::Target target = this->get_target();
-    if (target.has_gpu_feature()) {
+    const bool gpu = target.has_gpu_feature();
+    const std::vector<schedules::Knob> space =
+        gpu ? schedules::cuda_knobs(target) : schedules::cpu_knobs(target);
+    const schedules::KnobValues knobs(space, schedule_record);
+    if (!knob_report.value().empty()) {
+      schedules::write_knob_report(knob_report, target.to_string(), space, knobs);
+    }
+    if (gpu) {
       const schedules::ReductionKind kind = tensor == Tensor::filter || tensor == Tensor::bias
                                                 ? schedules::ReductionKind::pixels
                                                 : schedules::ReductionKind::taps;
-      const schedules::KnobValues knobs(schedules::cuda_knobs(target), schedule_record);
       schedules::schedule_cuda(stage, kind, target, knobs);
     } else {
-      schedules::schedule_cpu(stage, target,
-                              schedules::KnobValues(schedules::cpu_knobs(target), schedule_record));
+      schedules::schedule_cpu(stage, target, knobs);
     }
+  }
+
+  // The scalar inputs' estimates for an autoscheduler: a specialized kernel's own values.
+  void estimate_scalars() {
+    const Geometry g = autoscheduled_geometry();
+    stride_h.set_estimate(int(g.stride_h()));
+    stride_w.set_estimate(int(g.stride_w()));
+    dilation_h.set_estimate(int(g.dilation_h()));
+    dilation_w.set_estimate(int(g.dilation_w()));
+    pad_top.set_estimate(int(g.pad_top()));
+    pad_left.set_estimate(int(g.pad_left()));
+  }
+
+  // An autoscheduler needs every extent estimated, which only a specialized kernel knows.
+  Geometry autoscheduled_geometry() const {
+    const std::optional<Geometry> s = specialization();
+    if (!s) throw std::invalid_argument("auto_schedule: needs a shape (a specialized kernel)");
+    return *s;
   }
 
   // Schedules an activation output (in the user's layout) defined by define_activation_output().

@@ -98,9 +98,10 @@ Tile fit(const KnobValues& knobs, int64_t lane_extent, int64_t pixel_extent) {
 
 // A stage's dimensions by role in a tile.
 struct Roles {
-  Var lane;               // across the lanes of the warp (and each lane's `lane_regs` registers)
-  Var pixel;              // across each lane's `pixel_regs` registers
-  std::vector<Var> rest;  // one point per block, innermost first
+  Var lane;                 // across the lanes of the warp (and each lane's `lane_regs` registers)
+  Var pixel;                // across each lane's `pixel_regs` registers
+  std::vector<Var> rest;    // one point per block, innermost first
+  std::vector<Var> serial;  // looped over inside each block, a tile per point, innermost first
 };
 
 // Marks loops `lane_tiles`, `pixel_tiles` and the `rest` dimensions (fused into one) of `stage` as
@@ -148,20 +149,24 @@ void schedule_block_tile(Func out, const Roles& o, Func acc, const Roles& a, con
   out.split(o.lane, lb, li, tile_lanes, TailStrategy::GuardWithIf)
       .split(li, lr, lt, t.lanes)
       .split(o.pixel, pb, pr, t.pixel_regs, TailStrategy::GuardWithIf);
-  std::vector<VarOrRVar> order = {lr, pr, lt, lb, pb};
+  std::vector<VarOrRVar> order = {lr, pr, lt};
+  order.insert(order.end(), o.serial.begin(), o.serial.end());
+  order.insert(order.end(), {lb, pb});
   order.insert(order.end(), o.rest.begin(), o.rest.end());
   out.reorder(order).unroll(lr).unroll(pr).gpu_lanes(lt);
   gpu_blocks(out, lb, pb, o.rest);
 
-  // The accumulators: a register allocation per block, striped across the lanes; both
+  // The accumulators: a register allocation per tile, striped across the lanes; both
   // definitions use the output's lane layout, so each lane finds its own outputs.
   Var alr("acc_lane_r"), alt("acc_lane_t");
   acc.store_in(MemoryType::Register)
-      .compute_at(out, lb)
+      .compute_at(out, o.serial.empty() ? lb : o.serial.front())
       .bound_extent(a.lane, tile_lanes)
       .bound_extent(a.pixel, t.pixel_regs);
   for (const Var& v : a.rest) acc.bound_extent(v, 1);
+  for (const Var& v : a.serial) acc.bound_extent(v, 1);
   order = {alr, a.pixel, alt};
+  order.insert(order.end(), a.serial.begin(), a.serial.end());
   order.insert(order.end(), a.rest.begin(), a.rest.end());
   acc.split(a.lane, alr, alt, t.lanes).reorder(order).gpu_lanes(alt).unroll(alr).unroll(a.pixel);
 
@@ -172,6 +177,7 @@ void schedule_block_tile(Func out, const Roles& o, Func acc, const Roles& a, con
   order = {alr, a.pixel, rci};
   order.insert(order.end(), r.inner.begin(), r.inner.end());
   order.emplace_back(alt);
+  order.insert(order.end(), a.serial.begin(), a.serial.end());
   order.insert(order.end(), a.rest.begin(), a.rest.end());
   order.emplace_back(rco);
   order.insert(order.end(), r.outer.begin(), r.outer.end());
@@ -330,9 +336,20 @@ void schedule_cuda(const ReductionStage& stage, ReductionKind kind,
   Func partial = split_rows(acc.update(), rd, knobs["split_parts"], rows_inner);
   Func partials = partial.in(acc);
   partials.compute_root();
+  // The taps (s, r) and the part, one point per block each: they must be fused into one block
+  // dimension, and Halide 14 bounds a Func computed inside fused loops of unknown extents by the
+  // whole range of each (here more than the one-point register tile holds). So a generic kernel
+  // loops over the taps inside each block, a tile per tap, and only the part is a block index.
   const std::vector<Var> p_args = partial.args(), w_args = partials.args();
-  Roles pa{p_args[0], p_args[1], {p_args.begin() + 2, p_args.end()}};
-  Roles wa{w_args[0], w_args[1], {w_args.begin() + 2, w_args.end()}};
+  const auto roles = [&](const std::vector<Var>& args) {
+    Roles r{args[0], args[1], {args.begin() + 2, args.end()}, {}};
+    if (stage.extents.empty()) {
+      r.serial.assign(r.rest.begin(), r.rest.end() - 1);
+      r.rest.erase(r.rest.begin(), r.rest.end() - 1);
+    }
+    return r;
+  };
+  const Roles pa = roles(p_args), wa = roles(w_args);
   schedule_block_tile(partials, wa, partial, pa, t, {rd[0], {}, {rows_inner, rd[2]}, {}});
   report_kernel(partials, t.lanes);
 

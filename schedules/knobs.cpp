@@ -53,4 +53,20 @@ int KnobValues::operator[](const std::string& name) const {
   return known->second;
 }
 
+void write_knob_report(const std::string& path, const std::string& target,
+                       const std::vector<Knob>& space, const KnobValues& values) {
+  nlohmann::ordered_json report = {{"target", target}, {"knobs", nlohmann::ordered_json::array()}};
+  for (const Knob& knob : space) {
+    report["knobs"].push_back({{"name", knob.name},
+                               {"min", knob.min_value},
+                               {"max", knob.max_value},
+                               {"default", knob.default_value},
+                               {"meaning", knob.meaning}});
+  }
+  report["values"] = values.values();
+  std::ofstream file(path, std::ios::trunc);
+  file << report.dump(1) << "\n";
+  if (!file) throw std::runtime_error("knob_report: cannot write " + path);
+}
+
 }  // namespace convgen::schedules

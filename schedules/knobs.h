@@ -25,9 +25,16 @@ class KnobValues {
   KnobValues(const std::vector<Knob>& space, const std::string& record_path);
 
   int operator[](const std::string& name) const;
+  const std::map<std::string, int>& values() const { return values_; }
 
  private:
   std::map<std::string, int> values_;
 };
+
+// Writes the knob space and the values in force as JSON to `path`, for the tuner and for review:
+//   {"target": "...", "knobs": [{"name", "min", "max", "default", "meaning"}...],
+//    "values": {"name": value, ...}}
+void write_knob_report(const std::string& path, const std::string& target,
+                       const std::vector<Knob>& space, const KnobValues& values);
 
 }  // namespace convgen::schedules

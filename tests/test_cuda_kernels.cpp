@@ -38,7 +38,9 @@ TEST_CASE("CUDA generic kernels match the reference on the grid", "[cuda]") {
       double worst = 0;
       uint32_t seed = 1;
       for (const Case& c : kGrid) {
-        const Agreement a = tester.test(make_geometry(c, kernel.format), seed++);
+        const Geometry g = make_geometry(c, kernel.format);
+        INFO(g.key());
+        const Agreement a = tester.test(g, seed++);
         CHECK(a.max_ratio <= 1.0);
         worst = std::max(worst, a.max_ratio);
       }

@@ -136,6 +136,24 @@ class EngineImplementation : public Implementation {
   Problem::Outputs outputs_;
 };
 
+// A kernel bound to its tensors, which a CUDA kernel keeps on the device, as a training step on a
+// GPU has them: run() is the kernel alone, and results() copies the outputs back.
+class BoundImplementation : public Implementation {
+ public:
+  BoundImplementation(const Problem& problem, const Engine& engine)
+      : outputs_(problem.poisoned_outputs()),
+        call_(engine, problem.op, problem.geometry, problem.tensors(outputs_)) {}
+  void run() override { call_.run(); }
+  const Problem::Outputs& results() override {
+    call_.copy_results();
+    return outputs_;
+  }
+
+ private:
+  Problem::Outputs outputs_;
+  BoundCall call_;
+};
+
 // The thread counts each library reports after being told `threads`.
 struct ThreadCounts {
   int halide = 0, onednn = 0, openblas = 0;
@@ -209,8 +227,7 @@ void measure(const Problem& problem, const Engine* specialized, const Engine* ge
     if (const std::string why = cuda_refusal(); !why.empty()) {
       throw Error(ErrorId::unsupported, "cuda", why);
     }
-    cuda.select(problem.op, problem.geometry);  // throws when no CUDA kernel fits
-    return std::make_unique<EngineImplementation>(problem, &cuda);
+    return std::make_unique<BoundImplementation>(problem, cuda);  // throws when no kernel fits
   });
   make(kOnednnAny, [&] {
     return bench::make_onednn(problem, bench::OnednnWeights::any, &row.m[kOnednnAny].detail);
@@ -355,45 +372,6 @@ std::string gflops_cell(const Measurement& m, double flops) {
   return g >= 10 ? format("%.0f", g) : format("%.1f", g);
 }
 
-// A file written at the end through a temporary file and a rename, opened at the start so that a
-// bad path fails before the benchmark runs, not after it.
-class OutputFile {
- public:
-  OutputFile(const std::string& path, const std::string& option)
-      : path_(path), temporary_(path + ".tmp"), option_(option) {
-    file_.open(temporary_, std::ios::binary | std::ios::trunc);
-    if (!file_) {
-      throw Error(ErrorId::io_error, option, "cannot write " + cli::quote(path));
-    }
-  }
-  ~OutputFile() {
-    if (!committed_) {
-      file_.close();
-      std::error_code ignored;
-      std::filesystem::remove(temporary_, ignored);
-    }
-  }
-  void commit(const std::string& content) {
-    file_ << content;
-    file_.close();
-    std::error_code error;
-    if (!file_) {
-      throw Error(ErrorId::io_error, option_, "cannot write " + cli::quote(path_));
-    }
-    std::filesystem::rename(temporary_, path_, error);
-    if (error) {
-      throw Error(ErrorId::io_error, option_,
-                  "cannot write " + cli::quote(path_) + ": " + error.message());
-    }
-    committed_ = true;
-  }
-
- private:
-  std::string path_, temporary_, option_;
-  std::ofstream file_;
-  bool committed_ = false;
-};
-
 double parse_number(const std::string& text, const std::string& argument) {
   char* end = nullptr;
   const double value = text.empty() ? NAN : std::strtod(text.c_str(), &end);
@@ -405,8 +383,6 @@ double parse_number(const std::string& text, const std::string& argument) {
 
 struct Options {
   std::string config;
-  std::set<Op> ops;              // empty: each layer's
-  std::set<std::string> layers;  // empty: all
   std::set<int> impls;           // Impl values
   std::vector<int> threads;
   int64_t repeats = kDefaultRepeats;
@@ -448,16 +424,6 @@ cli::Parser make_parser() {
 Options parse_options(const cli::Arguments& args, int cpus) {
   Options options;
   options.config = args.value("--config");
-  if (args.has("--ops")) {
-    for (const std::string& name : cli::parse_list(args.value("--ops"), "--ops")) {
-      options.ops.insert(parse_op(name, "--ops"));
-    }
-  }
-  if (args.has("--layers")) {
-    for (const std::string& name : cli::parse_list(args.value("--layers"), "--layers")) {
-      options.layers.insert(name);
-    }
-  }
   if (args.has("--impls")) {
     for (const std::string& name : cli::parse_list(args.value("--impls"), "--impls")) {
       const auto* found = std::find_if(std::begin(kImplNames), std::end(kImplNames),
@@ -546,11 +512,6 @@ class Peaks {
   bench::PeakFma loop_;
 };
 
-struct Case {
-  size_t layer;
-  Op op;
-};
-
 // The benchmark's output: the text of stdout, the markdown, the --json records, and whether a
 // convgen kernel was wrong or failed.
 struct Report {
@@ -569,7 +530,8 @@ Report make_report(const ShapeConfig& config, const Options& options, const std:
       "measured (over 100%: the peak was never measured on a machine as quiet as the kernel "
       "found it)\n"
       "spec: convgen's kernel specialized for the layer; gen: convgen's generic kernel; cuda: "
-      "convgen's generic CUDA kernel, with its host-device copies (only with a CUDA device); "
+      "convgen's CUDA kernel (specialized when built for the layer), its tensors on the device "
+      "(only with a CUDA device); "
       "dnnl-any: oneDNN, its preferred weight format (the reorder from and to HWIO is not timed); "
       "dnnl-hwio: oneDNN, HWIO weights; im2col: im2col + OpenBLAS sgemm (forward, NHWC; the "
       "im2col copy is timed, single-threaded; a 1x1 stride-1 layer needs none); naive: the "
@@ -643,7 +605,7 @@ Report make_report(const ShapeConfig& config, const Options& options, const std:
             break;
           case Measurement::State::wrong:
           case Measurement::State::failed:
-            if (i == kSpecialized || i == kGeneric) report.convgen_wrong = true;
+            if (i == kSpecialized || i == kGeneric || i == kCuda) report.convgen_wrong = true;
             note(format("%s%s %s (%d threads): %s", where.c_str(), kImplShort[i],
                         m.state == Measurement::State::wrong ? "WRONG" : "ERROR", t,
                         m.detail.c_str()));
@@ -655,7 +617,8 @@ Report make_report(const ShapeConfig& config, const Options& options, const std:
                                              {"threads", t},
                                              {"median_ms", m.median_ms},
                                              {"min_ms", m.min_ms},
-                                             {"gflops", gflops(row.flops, m.median_ms)}};
+                                             {"gflops", gflops(row.flops, m.median_ms)},
+                                             {"shape_key", layer.geometry.key()}};
             if (i == kOnednnAny || i == kOnednnHwio) record["onednn_impl"] = m.detail;
             records.push_back(std::move(record));
             break;
@@ -749,30 +712,11 @@ int bench_command(int argc, char** argv) {
   const int cpus = int(std::max(1u, std::thread::hardware_concurrency()));
   const Options options = parse_options(args, cpus);
   const ShapeConfig config = read_shape_config(options.config);
-  for (const std::string& name : options.layers) {
-    const bool found = std::any_of(config.layers.begin(), config.layers.end(),
-                                   [&](const Layer& layer) { return layer.name == name; });
-    if (!found) {
-      throw Error(ErrorId::invalid_argument, "--layers",
-                  "no layer named " + cli::quote(name) + " in " + options.config);
-    }
-  }
-  std::vector<Case> cases;
-  for (size_t i = 0; i < config.layers.size(); i++) {
-    const Layer& layer = config.layers[i];
-    if (!options.layers.empty() && !options.layers.count(layer.name)) continue;
-    for (Op op : layer.ops) {
-      if (options.ops.empty() || options.ops.count(op)) cases.push_back({i, op});
-    }
-  }
-  if (cases.empty()) {
-    throw Error(ErrorId::invalid_argument, args.has("--ops") ? "--ops" : "--layers",
-                "selects no operator of any layer in " + options.config);
-  }
-  std::unique_ptr<OutputFile> json_file, markdown_file;
-  if (args.has("--json")) json_file = std::make_unique<OutputFile>(args.value("--json"), "--json");
+  const std::vector<cli::LayerOp> cases = cli::select_layer_ops(args, config, options.config);
+  std::unique_ptr<cli::OutputFile> json_file, markdown_file;
+  if (args.has("--json")) json_file = std::make_unique<cli::OutputFile>(args.value("--json"), "--json");
   if (args.has("--markdown")) {
-    markdown_file = std::make_unique<OutputFile>(args.value("--markdown"), "--markdown");
+    markdown_file = std::make_unique<cli::OutputFile>(args.value("--markdown"), "--markdown");
   }
 
   // The Engine of `convgen run`, and one that can only choose a generic kernel, as in verify.
@@ -782,7 +726,7 @@ int bench_command(int argc, char** argv) {
     if (kernel.shape_key.empty()) generic_kernels.push_back(kernel);
   }
   const Engine generic_engine(generic_kernels);
-  // The CUDA kernels, timed with the host-device copies a call makes.
+  // The CUDA kernels, timed with their tensors on the device.
   const Engine cuda_engine(tool_kernels(), Device::cuda);
 
   // The header: what runs, on what, against what.

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <limits>
 #include <new>
+#include <set>
 #include <utility>
 
 namespace convgen::cli {
@@ -240,6 +242,67 @@ int guarded_main(int argc, char** argv, int (*body)(int, char**)) {
     report_error("unexpected internal error");
   }
   return 1;
+}
+
+std::vector<LayerOp> select_layer_ops(const Arguments& args, const ShapeConfig& config,
+                                      const std::string& config_path) {
+  std::set<Op> ops;
+  std::set<std::string> layers;
+  if (args.has("--ops")) {
+    for (const std::string& name : parse_list(args.value("--ops"), "--ops")) {
+      ops.insert(parse_op(name, "--ops"));
+    }
+  }
+  if (args.has("--layers")) {
+    for (const std::string& name : parse_list(args.value("--layers"), "--layers")) {
+      if (std::none_of(config.layers.begin(), config.layers.end(),
+                       [&](const Layer& layer) { return layer.name == name; })) {
+        throw Error(ErrorId::invalid_argument, "--layers",
+                    "no layer named " + quote(name) + " in " + config_path);
+      }
+      layers.insert(name);
+    }
+  }
+  std::vector<LayerOp> selected;
+  for (size_t i = 0; i < config.layers.size(); i++) {
+    const Layer& layer = config.layers[i];
+    if (!layers.empty() && !layers.count(layer.name)) continue;
+    for (Op op : layer.ops) {
+      if (ops.empty() || ops.count(op)) selected.push_back({i, op});
+    }
+  }
+  if (selected.empty()) {
+    throw Error(ErrorId::invalid_argument, args.has("--ops") ? "--ops" : "--layers",
+                "selects no operator of any layer in " + config_path);
+  }
+  return selected;
+}
+
+OutputFile::OutputFile(const std::string& path, const std::string& option)
+    : path_(path), temporary_(path + ".tmp"), option_(option) {
+  file_.open(temporary_, std::ios::binary | std::ios::trunc);
+  if (!file_) throw Error(ErrorId::io_error, option, "cannot write " + quote(path));
+}
+
+OutputFile::~OutputFile() {
+  if (!committed_) {
+    file_.close();
+    std::error_code ignored;
+    std::filesystem::remove(temporary_, ignored);
+  }
+}
+
+void OutputFile::commit(const std::string& content) {
+  file_ << content;
+  file_.close();
+  if (!file_) throw Error(ErrorId::io_error, option_, "cannot write " + quote(path_));
+  std::error_code error;
+  std::filesystem::rename(temporary_, path_, error);
+  if (error) {
+    throw Error(ErrorId::io_error, option_,
+                "cannot write " + quote(path_) + ": " + error.message());
+  }
+  committed_ = true;
 }
 
 }  // namespace convgen::cli

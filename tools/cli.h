@@ -11,11 +11,13 @@
 #pragma once
 
 #include <cstdint>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "convgen/error.h"
+#include "convgen/shape_config.h"
 
 namespace convgen::cli {
 
@@ -92,5 +94,35 @@ int guarded_main(int argc, char** argv, int (*body)(int, char**));
 
 // The same error about another argument (e.g. the runtime's "strides" becomes "--strides").
 Error with_argument(const Error& error, const std::string& argument);
+
+// One operator of one layer of a shape config.
+struct LayerOp {
+  size_t layer;  // index into ShapeConfig::layers
+  Op op;
+};
+
+// The operators of the layers that --layers and --ops select (each absent: all, each layer's
+// own), in config order. Throws naming --ops or --layers for an unknown name, and when nothing
+// is selected (`config_path` names the config in that message).
+std::vector<LayerOp> select_layer_ops(const Arguments& args, const ShapeConfig& config,
+                                      const std::string& config_path);
+
+// A file written at the end through a temporary file and a rename, opened at the start so that a
+// bad path fails before the command does its work, not after it; removed unless committed.
+class OutputFile {
+ public:
+  // Throws ErrorId::io_error naming `option` when `path` cannot be written.
+  OutputFile(const std::string& path, const std::string& option);
+  ~OutputFile();
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  // Writes `content` and renames the file into place.
+  void commit(const std::string& content);
+
+ private:
+  std::string path_, temporary_, option_;
+  std::ofstream file_;
+  bool committed_ = false;
+};
 
 }  // namespace convgen::cli

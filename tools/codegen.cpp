@@ -4,6 +4,7 @@
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -65,36 +66,6 @@ void write_file(const fs::path& path, const std::string& content) {
   fs::rename(tmp, path);
 }
 
-// Runs `argv` with stdout and stderr going to `log`; returns the exit status (-1: not started).
-int run_logged(const std::vector<std::string>& argv, const fs::path& log) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = 0;
-  const int spawned = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) return -1;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-// The last lines of a generator log, for an error message.
-std::string tail(const fs::path& log) {
-  const std::string text = read_file(log);
-  size_t at = text.size();
-  for (int lines = 0; lines < 4 && at > 0; lines++) at = text.rfind('\n', at - 1);
-  std::string last = text.substr(at == std::string::npos ? 0 : at);
-  std::replace(last.begin(), last.end(), '\n', ' ');
-  return last;
-}
-
 // What makes a kernel's build unique: its command line and the generator executable it ran.
 std::string stamp_of(const std::vector<std::string>& command, const fs::path& generator) {
   struct stat info {};
@@ -122,33 +93,13 @@ std::vector<std::string> with_feature(const std::vector<std::string>& targets,
 
 const char* format_name(DataFormat f) { return f == DataFormat::NHWC ? "NHWC" : "NCHW"; }
 
-// The generator command that builds `kernel` into `dir`.
-std::vector<std::string> generator_command(const Options& options, const KernelPlan& kernel,
-                                           const fs::path& dir) {
-  std::vector<std::string> outputs = {"object", "h"};
-  outputs.insert(outputs.end(), options.review_outputs.begin(), options.review_outputs.end());
-  std::vector<std::string> command = {
-      options.generator,
-      "-g",
-      to_string(kernel.op),
-      "-f",
-      kernel.name,
-      "-o",
-      dir.string(),
-      "-e",
-      join(outputs, ","),
-      "target=" + join(with_feature(options.targets, "no_runtime"), ","),
-      std::string("data_format=") + format_name(kernel.format)};
-  if (!kernel.shape_key.empty()) command.push_back("shape=" + kernel.shape_key);
-  return command;
-}
-
-// Builds one kernel unless its stamp says it is up to date.
+// Builds one kernel unless its stamp says it is up to date. `inputs` is what else the command
+// reads (a schedule record) and so belongs in the stamp.
 KernelReport build(const Options& options, const KernelPlan& kernel, const std::string& name,
-                   const std::vector<std::string>& command) {
+                   const std::vector<std::string>& command, const std::string& inputs = "") {
   const fs::path dir = fs::path(options.out_dir) / "kernels" / name;
   const fs::path stamp_path = dir / "stamp";
-  const std::string stamp = stamp_of(command, options.generator);
+  const std::string stamp = stamp_of(command, options.generator) + inputs;
   KernelReport report{kernel};
   const bool up_to_date = fs::exists(stamp_path) && read_file(stamp_path) == stamp &&
                           fs::exists(dir / (name + ".h")) && !objects_in(dir).empty();
@@ -156,14 +107,14 @@ KernelReport build(const Options& options, const KernelPlan& kernel, const std::
     fs::remove_all(dir);
     fs::create_directories(dir);
     const auto start = std::chrono::steady_clock::now();
-    const int status = run_logged(command, dir / "log");
+    const int status = run_logged(command, (dir / "log").string());
     report.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (status != 0) {
       throw Error(ErrorId::generation_failed, name,
                   status < 0 ? "cannot run the generator " + options.generator
                              : "the generator failed (see " + (dir / "log").string() +
-                                   "):" + tail(dir / "log"));
+                                   "):" + log_tail((dir / "log").string()));
     }
     write_file(stamp_path, stamp);
     report.rebuilt = true;
@@ -204,14 +155,121 @@ void archive(const fs::path& path, const std::vector<fs::path>& objects) {
                                       tmp.string()};
   for (const fs::path& o : objects) command.push_back(o.string());
   const fs::path log = path.string() + ".log";
-  if (run_logged(command, log) != 0) {
-    throw Error(ErrorId::generation_failed, path.string(), "ar failed:" + tail(log));
+  if (run_logged(command, log.string()) != 0) {
+    throw Error(ErrorId::generation_failed, path.string(), "ar failed:" + log_tail(log.string()));
   }
   fs::remove(log);
   fs::rename(tmp, path);
 }
 
+// Builds `kernel` with its tuned schedule if it has one; a schedule the generator refuses (an
+// entry older than the schedule's knobs, an autoscheduler this build lacks) is reported on
+// `warnings` and the kernel built with the defaults instead.
+KernelReport build_kernel(const Options& options, const KernelPlan& k, std::string& warnings) {
+  const std::string dir = (fs::path(options.out_dir) / "kernels" / k.name).string();
+  if (!k.schedule) return build(options, k, k.name, generator_command(options, k, dir, false));
+  const std::string record = k.schedule->record();
+  try {
+    const std::vector<std::string> command = generator_command(options, k, dir, true);
+    write_file(record_path(dir), record);
+    KernelReport report = build(options, k, k.name, command, record);
+    report.tuned = true;
+    return report;
+  } catch (const Error& e) {
+    warnings = "warning: " + k.name + ": its schedule database entry was refused (" + e.what() +
+               "); built with the default schedule";
+    return build(options, k, k.name, generator_command(options, k, dir, false));
+  }
+}
+
 }  // namespace
+
+std::string find_generator(const std::string& explicit_path) {
+  if (!explicit_path.empty()) return explicit_path;
+  if (const char* env = std::getenv("CONVGEN_GENERATOR")) return env;
+  std::error_code error;
+  const fs::path self = fs::read_symlink("/proc/self/exe", error);
+  for (const fs::path& candidate :
+       {self.parent_path() / "convgen_generators",
+        self.parent_path().parent_path() / "generators" / "convgen_generators",
+        self.parent_path().parent_path() / "libexec" / "convgen" / "convgen_generators"}) {
+    if (!error && access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  throw Error(ErrorId::unsupported, "--generator",
+              "cannot find the convgen_generators executable; pass its path");
+}
+
+int run_logged(const std::vector<std::string>& argv, const std::string& log) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  const int spawned = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) return -1;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string log_tail(const std::string& log) {
+  const std::string text = read_file(log);
+  size_t at = text.size();
+  for (int lines = 0; lines < 4 && at > 0; lines++) at = text.rfind('\n', at - 1);
+  std::string last = text.substr(at == std::string::npos ? 0 : at);
+  std::replace(last.begin(), last.end(), '\n', ' ');
+  return last;
+}
+
+std::string record_path(const std::string& dir) { return dir + ".schedule.json"; }
+
+std::vector<std::string> generator_command(const Options& options, const KernelPlan& kernel,
+                                           const std::string& dir, bool tuned) {
+  std::vector<std::string> outputs = {"object", "h"};
+  outputs.insert(outputs.end(), options.review_outputs.begin(), options.review_outputs.end());
+  std::vector<std::string> command = {
+      options.generator,
+      "-g",
+      to_string(kernel.op),
+      "-f",
+      kernel.name,
+      "-o",
+      dir,
+      "-e",
+      join(outputs, ","),
+      "target=" + join(with_feature(options.targets, "no_runtime"), ","),
+      std::string("data_format=") + format_name(kernel.format)};
+  if (!kernel.shape_key.empty()) command.push_back("shape=" + kernel.shape_key);
+  if (tuned && kernel.schedule) {
+    const std::vector<std::string> schedule =
+        schedule_arguments(*kernel.schedule, record_path(dir));
+    command.insert(command.end(), schedule.begin(), schedule.end());
+  }
+  return command;
+}
+
+std::vector<std::string> schedule_arguments(const ScheduleEntry& entry,
+                                            const std::string& record_path) {
+  if (entry.autoscheduler.empty()) return {"schedule_record=" + record_path};
+  std::string plugin;
+#ifdef CONVGEN_ADAMS2019_PLUGIN
+  if (entry.autoscheduler == "Adams2019") plugin = CONVGEN_ADAMS2019_PLUGIN;
+#endif
+#ifdef CONVGEN_MULLAPUDI2016_PLUGIN
+  if (entry.autoscheduler == "Mullapudi2016") plugin = CONVGEN_MULLAPUDI2016_PLUGIN;
+#endif
+  if (plugin.empty()) {
+    throw Error(ErrorId::unsupported, "autoscheduler",
+                "this convgen was built without Halide's " + entry.autoscheduler + " plugin");
+  }
+  return {"-p", plugin, "-s", entry.autoscheduler, "auto_schedule=true"};
+}
 
 std::vector<std::string> expand_targets(const std::vector<std::string>& names,
                                         const std::string& argument) {
@@ -252,7 +310,8 @@ std::vector<KernelPlan> plan(const Options& options) {
       const std::string key = layer.geometry.key();
       const std::string name = std::string("convgen_") + to_string(op) + "__" + key + device_suffix;
       if (seen.insert(name).second) {
-        kernels.push_back({name, op, layer.geometry.format(), key, layer.name});
+        kernels.push_back({name, op, layer.geometry.format(), key, layer.name,
+                           options.schedules.find(op, key, options.targets.front())});
       }
     }
   }
@@ -303,12 +362,13 @@ std::vector<KernelReport> generate(const Options& options, std::ostream& progres
           continue;
         }
         const KernelPlan& k = kernels[i];
-        const fs::path dir = fs::path(options.out_dir) / "kernels" / k.name;
-        reports[i] = build(options, k, k.name, generator_command(options, k, dir));
+        std::string warnings;
+        reports[i] = build_kernel(options, k, warnings);
         std::lock_guard<std::mutex> lock(mutex);
+        if (!warnings.empty()) progress << warnings << std::endl;
         progress << "[" << ++done << "/" << kernels.size() << "] " << to_string(k.op) << " "
                  << (k.layer.empty() ? "generic " + std::string(format_name(k.format)) : k.layer)
-                 << ": "
+                 << (reports[i].tuned ? " (tuned)" : "") << ": "
                  << (reports[i].rebuilt ? std::to_string(reports[i].seconds).substr(0, 4) + " s"
                                         : std::string("up to date"))
                  << std::endl;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "convgen/schedule_db.h"
 #include "convgen/shape_config.h"
 
 namespace convgen::codegen {
@@ -35,6 +36,10 @@ struct Options {
   std::string generator;  // the convgen_generators executable
   std::vector<std::string> review_outputs;  // extra Halide outputs for review: "stmt", "assembly"
   int jobs = 1;
+  // Tuned schedules: a specialized kernel with an entry for its operator, shape and first target
+  // is generated with it (a schedule the generator refuses, e.g. an entry older than the
+  // schedule's knobs, falls back to the defaults with a warning).
+  ScheduleDatabase schedules;
 };
 
 // One kernel to build.
@@ -44,6 +49,7 @@ struct KernelPlan {
   DataFormat format;
   std::string shape_key;  // empty for a generic kernel
   std::string layer;      // the first layer that asked for it; empty for generic kernels
+  const ScheduleEntry* schedule = nullptr;  // its tuned schedule (in Options::schedules), if any
 };
 
 // The kernels a generation builds: every (layer, op) once per distinct geometry, then the generic
@@ -59,8 +65,33 @@ struct KernelReport {
   KernelPlan kernel;
   double seconds = 0;  // generator time; 0 when up to date
   bool rebuilt = false;
-  int64_t bytes = 0;  // size of the kernel's objects
+  bool tuned = false;  // built with its schedule database entry
+  int64_t bytes = 0;   // size of the kernel's objects
 };
+
+// The generator's arguments that select a kernel's schedule: its schedule_record (the tuned knob
+// values, written to `record_path`) or Halide's autoscheduler; none for the defaults.
+std::vector<std::string> schedule_arguments(const ScheduleEntry& entry,
+                                            const std::string& record_path);
+
+// The convgen_generators executable: `explicit_path` when not empty, else $CONVGEN_GENERATOR, else
+// beside the running program (a build tree), else in the installed libexec folder. Throws
+// ErrorId::unsupported naming --generator when there is none.
+std::string find_generator(const std::string& explicit_path);
+
+// Where the tuned knob values of the kernel built into `dir` are written for its generator
+// (beside the folder, which a build empties).
+std::string record_path(const std::string& dir);
+
+// The generator command that builds `kernel` into `dir`, with its tuned schedule when `tuned`
+// (whose knob values the caller writes to record_path(dir)).
+std::vector<std::string> generator_command(const Options& options, const KernelPlan& kernel,
+                                           const std::string& dir, bool tuned);
+
+// Runs `argv` with stdout and stderr going to the file `log`; returns the exit status (-1: not
+// started). And the last lines of such a log, on one line, for an error message.
+int run_logged(const std::vector<std::string>& argv, const std::string& log);
+std::string log_tail(const std::string& log);
 
 // Builds what changed (a kernel whose generator command and generator executable are unchanged is
 // not rebuilt), writes the archive and the kernel list, and prints progress to `progress`.

@@ -19,4 +19,8 @@ int generate_command(int argc, char** argv);
 // im2col + OpenBLAS and the reference, timed side by side.
 int bench_command(int argc, char** argv);
 
+// convgen tune: searches the schedules of a shape config's layers and records the best in a
+// schedule database that convgen generate reads.
+int tune_command(int argc, char** argv);
+
 }  // namespace convgen::tools

@@ -1,9 +1,5 @@
 // convgen generate: a shape config in, a kernel library out (see codegen.h).
-#include <unistd.h>
-
 #include <algorithm>
-#include <cstdlib>
-#include <filesystem>
 #include <iostream>
 
 #include "cli.h"
@@ -11,28 +7,6 @@
 #include "commands.h"
 
 namespace convgen::tools {
-namespace {
-
-namespace fs = std::filesystem;
-
-// The generator executable: --generator, else $CONVGEN_GENERATOR, else beside this program (the
-// build tree), else in the installed libexec folder.
-std::string find_generator(const cli::Arguments& args) {
-  if (args.has("--generator")) return args.value("--generator");
-  if (const char* env = std::getenv("CONVGEN_GENERATOR")) return env;
-  std::error_code error;
-  const fs::path self = fs::read_symlink("/proc/self/exe", error);
-  for (const fs::path& candidate :
-       {self.parent_path() / "convgen_generators",
-        self.parent_path().parent_path() / "generators" / "convgen_generators",
-        self.parent_path().parent_path() / "libexec" / "convgen" / "convgen_generators"}) {
-    if (!error && access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  throw Error(ErrorId::unsupported, "--generator",
-              "cannot find the convgen_generators executable; pass its path");
-}
-
-}  // namespace
 
 int generate_command(int argc, char** argv) {
   cli::Parser parser("convgen generate",
@@ -49,6 +23,8 @@ int generate_command(int argc, char** argv) {
       .option("--jobs", "N", "generator processes at once (default 2)")
       .option("--emit", "stmt,assembly",
               "also write each kernel's Halide statement file and assembly, for review")
+      .option("--schedules", "FILE",
+              "schedule database (convgen tune): tuned kernels use its schedules")
       .option("--generator", "PATH", "the convgen_generators executable")
       .flag("--list-outputs", "print the files a generation writes, and nothing else");
   const cli::Arguments args = parser.parse(argc, argv);
@@ -94,6 +70,17 @@ int generate_command(int argc, char** argv) {
       options.review_outputs.push_back(output);
     }
   }
+  if (args.has("--schedules")) {
+    // A database that cannot be read is refused as a whole, and every kernel gets the defaults:
+    // a bad database slows kernels down, it does not stop a build.
+    try {
+      options.schedules = ScheduleDatabase::read(args.value("--schedules"));
+    } catch (const Error& e) {
+      std::cerr << "convgen generate: warning: --schedules refused, every kernel gets its default "
+                   "schedule: "
+                << e.what() << std::endl;
+    }
+  }
   const int64_t jobs = cli::parse_int(args.value_or("--jobs", "2"), "--jobs");
   if (jobs < 1 || jobs > 64) throw Error(ErrorId::invalid_argument, "--jobs", "must be in [1, 64]");
   options.jobs = int(jobs);
@@ -104,7 +91,7 @@ int generate_command(int argc, char** argv) {
     std::cout << out.archive << "\n" << out.list_header << "\n" << out.list_source << "\n";
     return 0;
   }
-  options.generator = find_generator(args);
+  options.generator = codegen::find_generator(args.value_or("--generator", ""));
   codegen::generate(options, std::cout);
   return 0;
 }

@@ -21,6 +21,7 @@ constexpr const char* kUsage =
     "  generate  compile kernels specialized for a shape config into a static library\n"
     "  bench     time every layer of a shape config against oneDNN, im2col + OpenBLAS and the "
     "reference\n"
+    "  tune      search each layer's schedule and record the best in a schedule database\n"
     "  help      print this help; 'convgen help <command>' prints a command's options\n"
     "\n"
     "options:\n"
@@ -37,6 +38,7 @@ int dispatch(int argc, char** argv) {
   if (command == "verify") return convgen::tools::verify_command(argc - 1, argv + 1);
   if (command == "generate") return convgen::tools::generate_command(argc - 1, argv + 1);
   if (command == "bench") return convgen::tools::bench_command(argc - 1, argv + 1);
+  if (command == "tune") return convgen::tools::tune_command(argc - 1, argv + 1);
   if (command == "--version") {
     std::printf("%s\n", kVersion);
     return 0;
@@ -50,6 +52,7 @@ int dispatch(int argc, char** argv) {
       if (topic == "verify") return convgen::tools::verify_command(2, help_argv);
       if (topic == "generate") return convgen::tools::generate_command(2, help_argv);
       if (topic == "bench") return convgen::tools::bench_command(2, help_argv);
+      if (topic == "tune") return convgen::tools::tune_command(2, help_argv);
       convgen::cli::report_error("unknown command '" + topic + "'");
       std::fputs(kUsage, stderr);
       return 2;

@@ -20,7 +20,10 @@ matching line gets the largest block size of its kernel (a conservative bound).
 Exits non-zero on a ptxas error, on any spill or other local memory (a register tile that did not
 fit in registers), when registers per thread times the block size exceed what one SM holds, so
 that the block could not launch (registers are allocated per warp in units of 256), or when a
-kernel writes and reads shared memory with no barrier at all (lanes racing on a staged tile).
+kernel writes and reads shared memory with no barrier at all (lanes racing on a staged tile), or
+when a kernel holds a `trap`: Halide compiles an assertion it could not prove at compile time
+inside a GPU kernel (e.g. that a register tile's bounds hold) into a trap, which at run time kills
+the launch with CUDA_ERROR_LAUNCH_FAILED and no message; the schedule must make them provable.
 
 usage: ptx_report.py KERNELS_DIR [--arch sm_80 --arch sm_90] [--ptxas PATH] [--keep DIR]
 """
@@ -269,6 +272,9 @@ def main():
                         if unsynchronized_shared(bodies.get(entry, "")):
                             problems.append(f"{where}: shared memory written and read with no "
                                             "barrier (a race between lanes)")
+                        if re.search(r"^\s*trap;", bodies.get(entry, ""), re.M):
+                            problems.append(f"{where}: an assertion compiled into a trap (a "
+                                            "bound the schedule leaves unproven)")
                         if threads is None:
                             problems.append(f"{where}: unknown block size (no "
                                             "convgen-cuda-kernel line in the generator log)")

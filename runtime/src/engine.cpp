@@ -10,69 +10,44 @@
 namespace convgen {
 namespace {
 
-// A halide_buffer_t over a dense C-order tensor owned by the caller. Halide lists dimensions
-// innermost first, so C-order dims are reversed.
-template <size_t Rank>
-class View {
- public:
-  View(const float* data, const std::array<int64_t, Rank>& c_order_dims) {
-    int64_t stride = 1;
-    for (size_t d = 0; d < Rank; d++) {
-      const int64_t extent = c_order_dims[Rank - 1 - d];
-      dims_[d] = halide_dimension_t(0, int32_t(extent), int32_t(stride));
-      stride *= extent;
-    }
-    buffer_.host = reinterpret_cast<uint8_t*>(const_cast<float*>(data));
-    buffer_.type = halide_type_t(halide_type_float, 32);
-    buffer_.dimensions = int32_t(Rank);
-    buffer_.dim = dims_.data();
-  }
-  View(const View&) = delete;
-  View& operator=(const View&) = delete;
-
-  halide_buffer_t* get() { return &buffer_; }
-
- private:
-  std::array<halide_dimension_t, Rank> dims_{};
-  halide_buffer_t buffer_{};
-};
-
-// `data`, or else `count` zeros held by `storage`: kernels always take a bias and always write a
-// bias gradient.
-template <typename T>
-T* or_scratch(T* data, int64_t count, std::vector<float>& storage) {
-  if (data) return data;
-  storage.assign(size_t(count), 0.0f);
-  return storage.data();
-}
-
 KernelArgs scalar_args(const Geometry& g) {
   return {int(g.stride_h()), int(g.stride_w()), int(g.dilation_h()), int(g.dilation_w()),
           int(g.pad_top()),  int(g.pad_left()), {}};
 }
 
-// Runs `kernel`; buffers from `first_output` on are its outputs. A GPU kernel copies its inputs
-// to the device itself (they are marked as written on the host), and leaves its outputs there:
-// they are copied back, and every device copy freed, before returning, so that the caller's
-// buffers are plain host memory again.
-void run(const Kernel& kernel, const KernelArgs& args, int first_output) {
-  // (The substring test first keeps string splitting off the CPU kernels' path.)
-  const bool gpu =
-      kernel.targets.find("cuda") != std::string_view::npos && runs_on_gpu(kernel.targets);
-  if (gpu) {
-    for (int i = 0; i < first_output; i++) args.buffers[i]->set_host_dirty(true);
+// Describes a dense C-order tensor to Halide, which lists dimensions innermost first.
+template <size_t Rank>
+void describe(halide_buffer_t& buffer, halide_dimension_t* dims, const float* data,
+              const std::array<int64_t, Rank>& c_order_dims) {
+  int64_t stride = 1;
+  for (size_t d = 0; d < Rank; d++) {
+    const int64_t extent = c_order_dims[Rank - 1 - d];
+    dims[d] = halide_dimension_t(0, int32_t(extent), int32_t(stride));
+    stride *= extent;
   }
-  int status = kernel.entry(args);
-  if (gpu) {
-    for (int i = 0; i < 4 && args.buffers[i]; i++) {
-      if (i >= first_output && status == 0) status = halide_copy_to_host(nullptr, args.buffers[i]);
-      halide_device_free(nullptr, args.buffers[i]);
-    }
-  }
-  if (status != 0) {
-    throw Error(ErrorId::kernel_failed, std::string(kernel.name),
-                "kernel returned Halide error code " + std::to_string(status));
-  }
+  buffer.host = reinterpret_cast<uint8_t*>(const_cast<float*>(data));
+  buffer.type = halide_type_t(halide_type_float, 32);
+  buffer.dimensions = int32_t(Rank);
+  buffer.dim = dims;
+}
+
+// Halide's default error handler prints the message and aborts the process. convgen's records it
+// instead, per thread, and the failing call throws a convgen::Error carrying it.
+thread_local std::string halide_message;
+
+void record_halide_error(void* /*user_context*/, const char* message) {
+  halide_message += message;
+}
+
+void install_error_handler() {
+  static const bool installed = (halide_set_error_handler(record_halide_error), true);
+  (void)installed;
+}
+
+template <typename T>
+T* required(T* data, const char* argument) {
+  if (!data) throw Error(ErrorId::invalid_argument, argument, "no tensor given");
+  return data;
 }
 
 }  // namespace
@@ -180,48 +155,98 @@ const Kernel& Engine::select(Op op, const Geometry& g) const {
 
 void Engine::conv2d(const Geometry& g, const float* input, const float* filter, const float* bias,
                     float* output) const {
-  const Kernel& kernel = select(Op::conv2d, g);
-  // Kernels always add a bias; without one they add zeros.
-  std::vector<float> zeros;
-  bias = or_scratch(bias, g.filter().k, zeros);
-  View<4> x(input, g.input_dims()), w(filter, g.filter_dims()), y(output, g.output_dims());
-  View<1> b(bias, {g.filter().k});
-  KernelArgs args = scalar_args(g);
-  args.buffers[0] = x.get();
-  args.buffers[1] = w.get();
-  args.buffers[2] = b.get();
-  args.buffers[3] = y.get();
-  run(kernel, args, 3);
+  BoundCall call(*this, Op::conv2d, g, {input, filter, bias, nullptr, output, nullptr});
+  call.run();
+  call.copy_results();
 }
 
 void Engine::conv2d_backprop_input(const Geometry& g, const float* filter, const float* out_backprop,
                                    float* input_grad) const {
-  const Kernel& kernel = select(Op::conv2d_backprop_input, g);
-  View<4> w(filter, g.filter_dims()), dy(out_backprop, g.output_dims()),
-      dx(input_grad, g.input_dims());
-  KernelArgs args = scalar_args(g);
-  args.buffers[0] = w.get();
-  args.buffers[1] = dy.get();
-  args.buffers[2] = dx.get();
-  run(kernel, args, 2);
+  BoundCall call(*this, Op::conv2d_backprop_input, g,
+                 {nullptr, filter, nullptr, out_backprop, input_grad, nullptr});
+  call.run();
+  call.copy_results();
 }
 
 void Engine::conv2d_backprop_filter(const Geometry& g, const float* input,
                                     const float* out_backprop, float* filter_grad,
                                     float* bias_grad) const {
-  const Kernel& kernel = select(Op::conv2d_backprop_filter, g);
-  // Kernels always produce the bias gradient; when it is not wanted it goes to scratch.
-  std::vector<float> scratch;
-  bias_grad = or_scratch(bias_grad, g.filter().k, scratch);
-  View<4> x(input, g.input_dims()), dy(out_backprop, g.output_dims()),
-      dw(filter_grad, g.filter_dims());
-  View<1> db(bias_grad, {g.filter().k});
-  KernelArgs args = scalar_args(g);
-  args.buffers[0] = x.get();
-  args.buffers[1] = dy.get();
-  args.buffers[2] = dw.get();
-  args.buffers[3] = db.get();
-  run(kernel, args, 2);
+  BoundCall call(*this, Op::conv2d_backprop_filter, g,
+                 {input, nullptr, nullptr, out_backprop, filter_grad, bias_grad});
+  call.run();
+  call.copy_results();
+}
+
+// The buffers in each operator's order (KernelArgs); kernels always take a bias and always write a
+// bias gradient, so a missing one is zeros or scratch.
+BoundCall::BoundCall(const Engine& engine, Op op, const Geometry& g, const Tensors& t)
+    : kernel_(&engine.select(op, g)), args_(scalar_args(g)) {
+  install_error_handler();
+  gpu_ = kernel_->targets.find("cuda") != std::string_view::npos && runs_on_gpu(kernel_->targets);
+  const auto add = [&](const float* data, const auto& c_order_dims) {
+    describe(buffers_[buffer_count_], dims_[buffer_count_], data, c_order_dims);
+    args_.buffers[buffer_count_] = &buffers_[buffer_count_];
+    buffer_count_++;
+  };
+  const std::array<int64_t, 1> channels{g.filter().k};
+  if (op == Op::conv2d || op == Op::conv2d_backprop_filter) {
+    const bool has_vector = op == Op::conv2d ? t.bias : t.bias_grad;
+    if (!has_vector) scratch_.assign(size_t(g.filter().k), 0.0f);
+  }
+  switch (op) {
+    case Op::conv2d:
+      add(required(t.input, "input"), g.input_dims());
+      add(required(t.filter, "filter"), g.filter_dims());
+      add(t.bias ? t.bias : scratch_.data(), channels);
+      first_output_ = buffer_count_;
+      add(required(t.result, "output"), g.output_dims());
+      break;
+    case Op::conv2d_backprop_input:
+      add(required(t.filter, "filter"), g.filter_dims());
+      add(required(t.out_backprop, "out_backprop"), g.output_dims());
+      first_output_ = buffer_count_;
+      add(required(t.result, "input_grad"), g.input_dims());
+      break;
+    case Op::conv2d_backprop_filter:
+      add(required(t.input, "input"), g.input_dims());
+      add(required(t.out_backprop, "out_backprop"), g.output_dims());
+      first_output_ = buffer_count_;
+      add(required(t.result, "filter_grad"), g.filter_dims());
+      add(t.bias_grad ? t.bias_grad : scratch_.data(), channels);
+      break;
+  }
+}
+
+BoundCall::~BoundCall() {
+  if (!gpu_) return;
+  for (int i = 0; i < buffer_count_; i++) halide_device_free(nullptr, &buffers_[i]);
+}
+
+void BoundCall::check(int status) const {
+  std::string message = std::move(halide_message);
+  halide_message.clear();
+  if (status == 0) return;
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  throw Error(ErrorId::kernel_failed, std::string(kernel_->name),
+              "Halide error " + std::to_string(status) + (message.empty() ? "" : ": " + message));
+}
+
+// A GPU kernel copies the inputs it finds written on the host to the device itself, and leaves its
+// outputs there; kernel launches are asynchronous, so run() waits for them.
+void BoundCall::run() {
+  if (gpu_ && !ran_) {
+    for (int i = 0; i < first_output_; i++) buffers_[i].set_host_dirty(true);
+  }
+  ran_ = true;
+  halide_message.clear();
+  check(kernel_->entry(args_));
+  if (gpu_) check(halide_device_sync(nullptr, &buffers_[first_output_]));
+}
+
+void BoundCall::copy_results() {
+  if (!gpu_) return;
+  halide_message.clear();
+  for (int i = first_output_; i < buffer_count_; i++) check(halide_copy_to_host(nullptr, &buffers_[i]));
 }
 
 }  // namespace convgen

@@ -1,24 +1,22 @@
 #include "convgen/shape_config.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
 #include <cstdint>
-#include <cstring>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <set>
-#include <sstream>
 #include <utility>
 
 #include "convgen/error.h"
+#include "json_document.h"
 
 namespace convgen {
 namespace {
 
 using nlohmann::json;
+using json_document::escape_token;
+using json_document::excerpt;
+using json_document::integer_value;
+using json_document::read_text_file;
 
 // Every size a compiled kernel indexes must fit in Halide's 32-bit extents (as in Geometry::make).
 constexpr int64_t kMaxValue = std::numeric_limits<int32_t>::max();
@@ -29,93 +27,6 @@ const char* const kKnownKeys[] = {"name",     "N",           "H",          "W", 
                                   "K",        "R",           "S",          "stride",     "stride_h",
                                   "stride_w", "dilation",    "dilation_h", "dilation_w", "padding",
                                   "pads",     "data_format", "bias",       "ops"};
-
-// One reference token of a JSON pointer (RFC 6901: '~' -> "~0", '/' -> "~1").
-std::string escape_token(const std::string& token) {
-  std::string out;
-  for (char ch : token) {
-    if (ch == '~') {
-      out += "~0";
-    } else if (ch == '/') {
-      out += "~1";
-    } else {
-      out += ch;
-    }
-  }
-  return out;
-}
-
-// A short, single-line, ASCII rendering of a JSON value for messages.
-std::string excerpt(const json& value) {
-  std::string text = value.dump(-1, ' ', true, json::error_handler_t::replace);
-  if (text.size() > 48) text = text.substr(0, 45) + "...";
-  return text;
-}
-
-// Parses JSON, rejecting duplicate keys (which nlohmann would silently resolve to the last one)
-// with the pointer of the repeated key.
-json parse_json(const std::string& text, const std::string& source) {
-  struct Frame {
-    Frame(bool is_array, std::string at) : array(is_array), pointer(std::move(at)) {}
-    bool array;
-    std::string pointer;
-    size_t next_index = 0;
-    std::string key;
-    std::set<std::string> keys;
-  };
-  std::vector<Frame> frames;
-  // The pointer of the value that starts now inside the innermost container.
-  auto child_pointer = [&frames]() -> std::string {
-    if (frames.empty()) return "";
-    Frame& top = frames.back();
-    if (top.array) return top.pointer + "/" + std::to_string(top.next_index++);
-    return top.pointer + "/" + escape_token(top.key);
-  };
-  const json::parser_callback_t callback = [&](int, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-        frames.emplace_back(false, child_pointer());
-        break;
-      case json::parse_event_t::array_start:
-        frames.emplace_back(true, child_pointer());
-        break;
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        if (!frames.empty()) frames.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        Frame& top = frames.back();
-        top.key = parsed.get<std::string>();
-        if (!top.keys.insert(top.key).second) {
-          throw Error(ErrorId::invalid_argument,
-                      source + ":" + top.pointer + "/" + escape_token(top.key),
-                      "duplicate key " + excerpt(json(top.key)));
-        }
-        break;
-      }
-      case json::parse_event_t::value:
-        if (!frames.empty() && frames.back().array) frames.back().next_index++;
-        break;
-    }
-    return true;
-  };
-  try {
-    return json::parse(text, callback, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-  } catch (const json::exception& e) {
-    // Drop nlohmann's "[json.exception.parse_error.101] " prefix; keep its line and column.
-    std::string what = e.what();
-    const size_t bracket = what.find("] ");
-    if (what.rfind("[json.exception.", 0) == 0 && bracket != std::string::npos) {
-      what = what.substr(bracket + 2);
-    }
-    // Its "last read" excerpt echoes the input: keep the message ASCII and of bounded length.
-    for (char& ch : what) {
-      if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '?';
-    }
-    if (what.size() > 240) what = what.substr(0, 237) + "...";
-    throw Error(ErrorId::bad_file, source, "invalid JSON: " + what);
-  }
-}
 
 // Reads the fields of one layer object, remembering where it is for messages.
 class LayerReader {
@@ -132,7 +43,7 @@ class LayerReader {
   }
 
   int64_t integer(const char* key, int64_t min) const {
-    return integer_value(required(key), at(key), min);
+    return integer_value(required(key), at(key), min, kMaxValue);
   }
   int64_t integer_or(const char* key, int64_t min, int64_t fallback) const {
     return has(key) ? integer(key, min) : fallback;
@@ -147,32 +58,6 @@ class LayerReader {
     return value.get<std::string>();
   }
 
-  // An integer in [min, 2^31 - 1]: only JSON integers count (not 3.5, not "3", not 3.0).
-  static int64_t integer_value(const json& value, const std::string& where, int64_t min) {
-    int64_t result = 0;
-    bool too_large = false;
-    if (value.is_number_unsigned()) {
-      const uint64_t u = value.get<uint64_t>();
-      too_large = u > uint64_t(kMaxValue);
-      result = too_large ? kMaxValue : int64_t(u);
-    } else if (value.is_number_integer()) {
-      result = value.get<int64_t>();
-      too_large = result > kMaxValue;
-    } else {
-      throw Error(ErrorId::invalid_argument, where,
-                  "expected an integer >= " + std::to_string(min) + ", got " + excerpt(value));
-    }
-    if (too_large) {
-      throw Error(ErrorId::too_large, where,
-                  "expected an integer in [" + std::to_string(min) + ", " +
-                      std::to_string(kMaxValue) + "], got " + excerpt(value));
-    }
-    if (result < min) {
-      throw Error(ErrorId::invalid_argument, where,
-                  "expected an integer >= " + std::to_string(min) + ", got " + excerpt(value));
-    }
-    return result;
-  }
 
  private:
   const json& layer_;
@@ -244,7 +129,7 @@ Layer parse_layer(const json& value, const std::string& where) {
     int64_t* targets[] = {&a.pad_top, &a.pad_bottom, &a.pad_left, &a.pad_right};
     for (size_t i = 0; i < 4; i++) {
       *targets[i] =
-          LayerReader::integer_value(pads[i], reader.at("pads") + "/" + std::to_string(i), 0);
+          integer_value(pads[i], reader.at("pads") + "/" + std::to_string(i), 0, kMaxValue);
     }
   } else if (reader.has("pads")) {
     throw Error(ErrorId::invalid_padding, reader.at("pads"),
@@ -298,7 +183,7 @@ Layer parse_layer(const json& value, const std::string& where) {
 }  // namespace
 
 ShapeConfig parse_shape_config(const std::string& text, const std::string& source) {
-  const json root = parse_json(text, source);
+  const json root = json_document::parse(text, source);
   if (!root.is_object()) {
     throw Error(ErrorId::invalid_argument, source,
                 "expected a JSON object with a \"layers\" list, got " + excerpt(root));
@@ -347,25 +232,7 @@ ShapeConfig parse_shape_config(const std::string& text, const std::string& sourc
 }
 
 ShapeConfig read_shape_config(const std::string& path) {
-  auto io_error = [&path](const std::string& what, int error) {
-    return Error(ErrorId::io_error, path, what + ": " + std::strerror(error));
-  };
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) throw io_error("cannot open the shape config", errno);
-  if (!S_ISREG(info.st_mode)) {
-    throw Error(ErrorId::io_error, path, "cannot read the shape config: not a regular file");
-  }
-  if (info.st_size > kMaxFileSize) {
-    throw Error(
-        ErrorId::too_large, path,
-        "a shape config must be under 16 MiB, got " + std::to_string(info.st_size) + " bytes");
-  }
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw io_error("cannot open the shape config", errno);
-  std::ostringstream text;
-  text << file.rdbuf();
-  if (file.bad()) throw io_error("cannot read the shape config", errno);
-  return parse_shape_config(text.str(), path);
+  return parse_shape_config(read_text_file(path, "the shape config", kMaxFileSize), path);
 }
 
 }  // namespace convgen

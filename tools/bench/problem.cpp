@@ -58,21 +58,19 @@ Comparison Problem::compare(const Outputs& outputs) const {
   return comparison;
 }
 
+Tensors Problem::tensors(Outputs& out) const {
+  return {input.empty() ? nullptr : input.data(),
+          filter.empty() ? nullptr : filter.data(),
+          has_bias ? bias.data() : nullptr,
+          out_backprop.empty() ? nullptr : out_backprop.data(),
+          out[0].data(),
+          op == Op::conv2d_backprop_filter && has_bias ? out[1].data() : nullptr};
+}
+
 void Problem::run(const Engine& engine, Outputs& out) const {
-  const Geometry& g = geometry;
-  switch (op) {
-    case Op::conv2d:
-      engine.conv2d(g, input.data(), filter.data(), has_bias ? bias.data() : nullptr,
-                    out[0].data());
-      break;
-    case Op::conv2d_backprop_input:
-      engine.conv2d_backprop_input(g, filter.data(), out_backprop.data(), out[0].data());
-      break;
-    case Op::conv2d_backprop_filter:
-      engine.conv2d_backprop_filter(g, input.data(), out_backprop.data(), out[0].data(),
-                                    has_bias ? out[1].data() : nullptr);
-      break;
-  }
+  BoundCall call(engine, op, geometry, tensors(out));
+  call.run();
+  call.copy_results();
 }
 
 void Problem::run_reference(Outputs& out) const {

@@ -71,6 +71,54 @@ class Engine {
   bool verbose_ = false;
 };
 
+// The tensors of one call, by role. Each operator reads and writes its own (see Engine's methods);
+// the others stay null.
+struct Tensors {
+  const float* input = nullptr;         // conv2d, conv2d_backprop_filter
+  const float* filter = nullptr;        // conv2d, conv2d_backprop_input
+  const float* bias = nullptr;          // conv2d; may be null
+  const float* out_backprop = nullptr;  // conv2d_backprop_input, conv2d_backprop_filter
+  float* result = nullptr;              // output, input_grad or filter_grad
+  float* bias_grad = nullptr;           // conv2d_backprop_filter; may be null
+};
+
+// One call bound to its kernel and tensors, to be run any number of times (what a training loop
+// or a benchmark does). A CPU kernel reads and writes the caller's memory on every run(). A CUDA
+// kernel copies the inputs to the device on the first run() and keeps them there, with its
+// outputs: later runs reuse them, and copy_results() brings the outputs back to the caller's
+// memory. The destructor frees every device copy. Engine's operator methods are one run() and one
+// copy_results(). Not thread-safe (it owns device state): one BoundCall per thread.
+class BoundCall {
+ public:
+  // Selects the kernel as engine.select(op, g) does; throws what it throws, and
+  // ErrorId::invalid_argument naming the tensor when one the operator needs is null.
+  BoundCall(const Engine& engine, Op op, const Geometry& g, const Tensors& tensors);
+  ~BoundCall();
+  BoundCall(const BoundCall&) = delete;
+  BoundCall& operator=(const BoundCall&) = delete;
+
+  const Kernel& kernel() const { return *kernel_; }
+  // Computes the outputs; returns when the kernel has finished, on a GPU too. Throws
+  // ErrorId::kernel_failed with Halide's error code and message (convgen replaces Halide's
+  // default error handler, which aborts the process, with one that keeps the message).
+  void run();
+  // Makes the caller's output memory hold the last run's results (a copy from the device for a
+  // CUDA kernel; nothing to do for a CPU kernel).
+  void copy_results();
+
+ private:
+  void check(int status) const;
+
+  const Kernel* kernel_;
+  bool gpu_ = false;
+  bool ran_ = false;
+  KernelArgs args_{};
+  int first_output_ = 0, buffer_count_ = 0;
+  halide_buffer_t buffers_[4]{};
+  halide_dimension_t dims_[4][4]{};
+  std::vector<float> scratch_;  // zeros for a missing bias, or a bias gradient nobody wants
+};
+
 // Sets the number of threads kernels run on (0: one per core; the default, or $HL_NUM_THREADS)
 // and returns the count now in force. It restarts Halide's thread pool, which once started can
 // only grow: call it while no kernel runs. Defined with the kernels' Halide runtime, so only a

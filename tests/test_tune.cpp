@@ -1,0 +1,111 @@
+// convgen tune and the schedule database end to end: a tiny budget on a tiny layer produces a
+// valid database, which convgen generate consumes; a stale entry (knobs the schedule no longer
+// has) and a corrupt database are refused with a message and fall back to the defaults.
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "cli_helpers.h"
+#include "convgen/schedule_db.h"
+
+#ifndef CONVGEN_TUNE_LAYER
+#error "CONVGEN_TUNE_LAYER must name tests/configs/tune_layer.json"
+#endif
+
+namespace convgen::testing {
+namespace {
+
+const std::string kKey = "n1h8w8c8_k16r3s3_sh1sw1dh1dw1_pt1pb1pl1pr1_nhwc";
+
+CommandResult generate(const TempDir& dir, const std::string& schedules) {
+  return run_program(CONVGEN_EXE, {"generate", "--config", CONVGEN_TUNE_LAYER, "--targets",
+                                   "host", "--generic", "none", "--out", dir / "out",
+                                   "--schedules", schedules});
+}
+
+}  // namespace
+
+TEST_CASE("tune: a tiny search writes a database that generate uses", "[cli][tune]") {
+  const TempDir dir;
+  const CommandResult tune = run_program(
+      CONVGEN_EXE, {"tune", "--config", CONVGEN_TUNE_LAYER, "--db", dir / "db.json", "--trials",
+                    "3", "--seed", "7", "--threads", "1", "--no-autoschedulers", "--target",
+                    "host", "--report", dir / "report.md", "--plot", dir / "plot.svg"});
+  INFO(tune.out << tune.err);
+  REQUIRE(tune.exited);
+  REQUIRE(tune.exit_code == 0);
+  CHECK_THAT(tune.out, Catch::Contains("tiny_3x3 conv2d: default"));
+  CHECK_THAT(read_text(dir / "report.md"), Catch::Contains("| tiny_3x3 | conv2d |"));
+  CHECK_THAT(read_text(dir / "plot.svg"), Catch::StartsWith("<svg") && Catch::Contains("polyline"));
+
+  const ScheduleDatabase db = ScheduleDatabase::read(dir / "db.json");
+  REQUIRE(db.entries().size() == 1);
+  const ScheduleEntry& e = db.entries().front();
+  CHECK(e.op == Op::conv2d);
+  CHECK(e.shape_key == kKey);
+  CHECK(e.trials == 3);
+  CHECK(e.gflops >= e.default_gflops);  // the defaults are a candidate: never worse
+  CHECK(e.default_gflops > 0);
+  CHECK_FALSE(e.knobs.empty());  // every knob named
+
+  // The database's target is the host's; generate for the host takes the entry.
+  const CommandResult gen = generate(dir, dir / "db.json");
+  INFO(gen.out << gen.err);
+  CHECK(gen.exit_code == 0);
+  CHECK_THAT(gen.out, Catch::Contains("conv2d tiny_3x3 (tuned)"));
+}
+
+TEST_CASE("tune: a stale entry and a corrupt database fall back to the defaults", "[cli][tune]") {
+  const TempDir dir;
+  const std::string target_probe = dir / "probe.json";
+  // The host's target string, as tune writes it: from a one-trial run.
+  const CommandResult tune = run_program(
+      CONVGEN_EXE, {"tune", "--config", CONVGEN_TUNE_LAYER, "--db", target_probe, "--trials", "1",
+                    "--threads", "1", "--no-autoschedulers", "--target", "host"});
+  REQUIRE(tune.exit_code == 0);
+  ScheduleDatabase db = ScheduleDatabase::read(target_probe);
+  REQUIRE(db.entries().size() == 1);
+  ScheduleEntry stale = db.entries().front();
+  stale.knobs = {{"no_such_knob", 3}};
+  db.put(stale);
+  db.write(dir / "stale.json");
+
+  const CommandResult gen = generate(dir, dir / "stale.json");
+  INFO(gen.out << gen.err);
+  CHECK(gen.exit_code == 0);
+  CHECK_THAT(gen.out, Catch::Contains("schedule database entry was refused") &&
+                          Catch::Contains("no_such_knob") &&
+                          Catch::Contains("built with the default schedule"));
+  CHECK_THAT(gen.out, !Catch::Contains("(tuned)"));
+
+  write_bytes(dir / "corrupt.json", "{\"convgen_schedules\": 1, \"entries\": [");
+  const CommandResult corrupt = generate(dir, dir / "corrupt.json");
+  INFO(corrupt.out << corrupt.err);
+  CHECK(corrupt.exit_code == 0);
+  CHECK_THAT(corrupt.err, Catch::Contains("--schedules refused") &&
+                              Catch::Contains("corrupt.json") && Catch::Contains("invalid JSON"));
+}
+
+TEST_CASE("tune refuses bad options", "[cli][tune]") {
+  const TempDir dir;
+  const auto refused = [&](std::vector<std::string> args, const std::string& argument) {
+    args.insert(args.begin(), "tune");
+    const CommandResult r = run_program(CONVGEN_EXE, args);
+    INFO(r.err);
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.err, Catch::StartsWith("convgen: error: ") && Catch::Contains(argument));
+    CHECK(dir.entries().empty());
+  };
+  refused({"--config", CONVGEN_TUNE_LAYER}, "--db");
+  refused({"--config", CONVGEN_TUNE_LAYER, "--db", dir / "db.json", "--budget", "soon"},
+          "--budget");
+  refused({"--config", CONVGEN_TUNE_LAYER, "--db", dir / "db.json", "--trials", "0"}, "--trials");
+  refused({"--config", CONVGEN_TUNE_LAYER, "--db", dir / "db.json", "--layers", "nope"},
+          "--layers");
+  refused({"--config", CONVGEN_TUNE_LAYER, "--db", dir / "db.json", "--ops",
+           "conv2d_backprop_input"},
+          "--ops");
+  refused({"--config", CONVGEN_TUNE_LAYER, "--db", dir / "db.json", "--target", "arm-64-linux"},
+          "--target");
+}
+
+}  // namespace convgen::testing
