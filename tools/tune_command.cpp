@@ -350,6 +350,7 @@ Outcome tune(const Options& options, const Layer& layer, Op op, const ScheduleEn
   const bool tty = isatty(STDERR_FILENO);
   const auto run = [&](const Knobs& knobs, const std::string& autoscheduler) {
     out.trials.push_back(evaluator.evaluate(knobs, autoscheduler));
+    if (out.trials.size() == 1) out.defaults = out.trials.front().knobs;
     ranked.clear();
     for (const Trial& t : out.trials) {
       if (t.autoscheduler.empty() && t.gflops > 0) ranked.push_back(&t);
@@ -380,7 +381,6 @@ Outcome tune(const Options& options, const Layer& layer, Op op, const ScheduleEn
 
   // The defaults first: their generator run also reports the knob space.
   run({}, "");
-  out.defaults = out.trials.front().knobs;
   if (out.default_gflops() <= 0) {
     out.failure = "the default schedule failed: " + out.trials.front().failure;
   } else {
