@@ -30,6 +30,9 @@ int64_t known_extent(const std::vector<int64_t>& extents, size_t d) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// The most parts a reduction over rows is split into (each adds a pass over the partial sums).
+constexpr int kMaxSplitParts = 64;
+
 int pow2_at_least(int64_t n) {
   int p = 1;
   while (p < n) p *= 2;
@@ -222,6 +225,20 @@ Func split_rows(const Halide::Stage& update, const Halide::RDom& domain, int par
       .rfactor(rows_outer, part);
 }
 
+// How many parts a reduction over output rows is split into: the knob split_parts, or more, up to
+// one part per row, when a specialized kernel's other block dimensions give `other_blocks` blocks,
+// fewer than the knob min_blocks that keep every SM busy (a 3->1 filter's gradient has 9 values
+// to reduce over a whole image). Unknown extents (-1) keep the knob.
+int split_parts(const KnobValues& knobs, const Halide::RDom& domain, int64_t other_blocks) {
+  const int64_t rows = constant(domain[1].extent());
+  int64_t parts = knobs["split_parts"];
+  if (rows > 0 && other_blocks > 0) {
+    parts = std::max(parts, std::min({ceil_div(knobs["min_blocks"], other_blocks), rows,
+                                      int64_t(kMaxSplitParts)}));
+  }
+  return int(parts);
+}
+
 // Threads across the second dimension in the kernels that add partial sums.
 constexpr int kSumRows = 4;
 
@@ -233,8 +250,11 @@ void schedule_vector_reduction(const ReductionStage& stage, const KnobValues& kn
   const Halide::RDom& rd = stage.domain;
   const Tile t = fit(knobs, known_extent(stage.extents, 0), -1);
   const int threads = t.lanes * t.lane_regs;
+  const int64_t channels = known_extent(stage.extents, 0);
   RVar rows_inner;
-  Func partial = split_rows(acc.update(), rd, knobs["split_parts"], rows_inner);
+  Func partial = split_rows(acc.update(), rd,
+                            split_parts(knobs, rd, channels > 0 ? ceil_div(channels, threads) : -1),
+                            rows_inner);
   const Var k = partial.args()[0], part = partial.args()[1];
   Var kb("k_b"), kt("k_t");
   partial.compute_root()
@@ -275,9 +295,12 @@ std::vector<Knob> cuda_knobs(const Halide::Target& /*target*/) {
        "memory at once and unrolled"},
       {"unroll_taps", 0, 1, 1,
        "unroll the filter-column loop of a specialized kernel (its extent is known)"},
-      {"split_parts", 1, 64, 8,
+      {"split_parts", 1, kMaxSplitParts, 8,
        "partial sums of a filter or bias gradient, over parts of the output rows, computed in "
        "parallel and added in a fixed order"},
+      {"min_blocks", 1, 4096, 256,
+       "a specialized filter or bias gradient is split into more parts (up to one per output "
+       "row) while it would launch fewer blocks than this"},
   };
 }
 
@@ -332,8 +355,16 @@ void schedule_cuda(const ReductionStage& stage, ReductionKind kind,
   // added in order, one thread per (k, c).
   Func out = stage.output;
   Func acc = stage.accumulator;
+  int64_t tiles = -1;  // thread blocks per part
+  if (!stage.extents.empty()) {
+    tiles = ceil_div(stage.extents[lane_d], t.lanes * t.lane_regs) *
+            ceil_div(stage.extents[pixel_d], t.pixel_regs);
+    for (size_t d = 0; d < stage.extents.size(); d++) {
+      if (d != lane_d && d != pixel_d) tiles *= stage.extents[d];
+    }
+  }
   RVar rows_inner;
-  Func partial = split_rows(acc.update(), rd, knobs["split_parts"], rows_inner);
+  Func partial = split_rows(acc.update(), rd, split_parts(knobs, rd, tiles), rows_inner);
   Func partials = partial.in(acc);
   partials.compute_root();
   // The taps (s, r) and the part, one point per block each: they must be fused into one block
