@@ -89,8 +89,11 @@ std::vector<std::string> generator_command(const Options& options, const KernelP
                                            const std::string& dir, bool tuned);
 
 // Runs `argv` with stdout and stderr going to the file `log`; returns the exit status (-1: not
-// started). And the last lines of such a log, on one line, for an error message.
-int run_logged(const std::vector<std::string>& argv, const std::string& log);
+// started; kTimedOut: killed after `timeout_s` seconds, when positive). And the last lines of such
+// a log, on one line, for an error message.
+constexpr int kTimedOut = -2;
+int run_logged(const std::vector<std::string>& argv, const std::string& log,
+               double timeout_s = 0);
 std::string log_tail(const std::string& log);
 
 // Builds what changed (a kernel whose generator command and generator executable are unchanged is

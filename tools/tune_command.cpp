@@ -44,7 +44,10 @@ using Clock = std::chrono::steady_clock;
 using Knobs = std::map<std::string, int>;
 
 constexpr const char* kCandidate = "convgen_tune_candidate";
-constexpr const char* kAutoschedulers[] = {"Adams2019", "Mullapudi2016"};
+constexpr const char* kAutoschedulers[] = {"Mullapudi2016", "Adams2019"};
+// A candidate that takes longer to generate fails (Adams2019's beam search can take minutes and
+// gigabytes on a large layer; a knob schedule takes seconds).
+constexpr double kCompileTimeoutS = 90;
 
 struct KnobSpec {
   std::string name;
@@ -166,9 +169,12 @@ class Evaluator {
 
  private:
   static void run(const std::vector<std::string>& command, const fs::path& log, const char* what) {
-    if (codegen::run_logged(command, log.string()) != 0) {
-      throw Error(ErrorId::generation_failed, what, codegen::log_tail(log.string()));
+    const int status = codegen::run_logged(command, log.string(), kCompileTimeoutS);
+    if (status == codegen::kTimedOut) {
+      throw Error(ErrorId::generation_failed, what,
+                  "timed out after " + std::to_string(int(kCompileTimeoutS)) + " s");
     }
+    if (status != 0) throw Error(ErrorId::generation_failed, what, codegen::log_tail(log.string()));
   }
 
   // Generates the candidate into `dir` and links it, with an adapter exporting its KernelEntry,
