@@ -24,6 +24,10 @@ using nlohmann::json;
 constexpr int64_t kMaxValue = std::numeric_limits<int32_t>::max();
 // Configs are a few kilobytes; anything this big is not one.
 constexpr std::streamoff kMaxFileSize = 16 << 20;
+// A config nests 4 deep (the document, "layers", a layer, "pads"). Refusing deeper nesting bounds
+// the memory of the JSON pointers kept while parsing, which grows with the square of the depth, and
+// the recursion of the messages' excerpts.
+constexpr size_t kMaxNesting = 16;
 
 const char* const kKnownKeys[] = {"name",     "N",           "H",          "W",          "C",
                                   "K",        "R",           "S",          "stride",     "stride_h",
@@ -71,13 +75,22 @@ json parse_json(const std::string& text, const std::string& source) {
     if (top.array) return top.pointer + "/" + std::to_string(top.next_index++);
     return top.pointer + "/" + escape_token(top.key);
   };
+  // Opens the frame of the array or object that starts now, if it is not nested too deep.
+  auto open = [&](bool is_array) {
+    std::string pointer = child_pointer();
+    if (frames.size() == kMaxNesting) {
+      throw Error(ErrorId::invalid_argument, source + ":" + pointer,
+                  "nested deeper than " + std::to_string(kMaxNesting) + " arrays and objects");
+    }
+    frames.emplace_back(is_array, std::move(pointer));
+  };
   const json::parser_callback_t callback = [&](int, json::parse_event_t event, json& parsed) {
     switch (event) {
       case json::parse_event_t::object_start:
-        frames.emplace_back(false, child_pointer());
+        open(false);
         break;
       case json::parse_event_t::array_start:
-        frames.emplace_back(true, child_pointer());
+        open(true);
         break;
       case json::parse_event_t::object_end:
       case json::parse_event_t::array_end:
