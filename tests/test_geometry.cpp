@@ -483,6 +483,13 @@ TEST_CASE("geometry: invalid shapes and attributes throw convgen::Error", "[unit
   // Output 1000 * 1000 * 3000 = 3e9 elements (input 1e6 and filter 3000 fit).
   check_error([] { GeometryBuilder().input(1, 1000, 1000, 1).filter(1, 1, 3000).same().build(); },
               ErrorId::too_large, "output");
+  // SAME pads beyond 32 bits: in 2, ek = (2-1)*2147483646+1 = 2^31-1 (fits), out = 2,
+  // total = 1*1 + ek - 2 = 2^31-2, so the padded height 2 + total = 2^31 does not.
+  check_error(
+      [] {
+        GeometryBuilder().input(1, 2, 1, 1).filter(2, 1, 1).dilation(2147483646, 1).same().build();
+      },
+      ErrorId::too_large, "input");
 
   // Attributes given directly (not through from_tensorflow) are validated too; error.h documents
   // the ids: a stride < 1 is invalid_stride, a dilation < 1 invalid_dilation, a negative pad

@@ -372,6 +372,22 @@ TEST_CASE("npy parse reorders Fortran-order arrays to C order", "[unit][npy]") {
   CHECK(vector.data == std::vector<float>{7, 8, 9});
   const convgen::npy::Array empty = parse(npy_file(1, dict_for("<f4", "(2, 0, 3)", true), {}));
   CHECK(empty.data.empty());
+
+  // Dimensions of extent 1 move no element: (1, 2, 1, 3) is the 2x3 matrix above, and 100000 of
+  // them before 10000 elements cost no more than the elements (reordering once took time
+  // proportional to the elements times the dimensions).
+  const convgen::npy::Array padded =
+      parse(npy_file(1, dict_for("<f4", "(1, 2, 1, 3)", true), encode<float>({0, 1, 2, 3, 4, 5})));
+  CHECK(padded.data == std::vector<float>{0, 2, 4, 1, 3, 5});
+  std::string shape = "(";
+  for (int i = 0; i < 100000; ++i) shape += "1, ";
+  Bytes bytes(10000);
+  std::vector<float> values(bytes.size());
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] = static_cast<unsigned char>(i % 251);
+    values[i] = static_cast<float>(bytes[i]);
+  }
+  CHECK(parse(npy_file(2, dict_for("|u1", shape + "10000)", true), bytes)).data == values);
 }
 
 TEST_CASE("npy parse rejects malformed preambles", "[unit][npy]") {

@@ -260,6 +260,23 @@ TEST_CASE("shape config: the document's structure", "[unit]") {
   require_error("", "t.json", ErrorId::bad_file);
   require_error("{\"layers\": [{\"name\": \"a\"}], \"layers\": []}", "t.json:/layers",
                 ErrorId::invalid_argument, "duplicate key");
+  // Nesting deeper than 16 arrays and objects is refused where it starts, before a deep document
+  // takes memory that grows with the square of its depth: an ignored key may hold 15 nested arrays
+  // (16 levels with the document), not 16.
+  const std::string rest = config({base_layer()}).substr(1);
+  const auto nested_arrays = [](size_t depth) {
+    return std::string(depth, '[') + std::string(depth, ']');
+  };
+  const auto slash_zeros = [](size_t count) {
+    std::string pointer;
+    for (size_t i = 0; i < count; i++) pointer += "/0";
+    return pointer;
+  };
+  CHECK(convgen::parse_shape_config("{\"deep\": " + nested_arrays(15) + ", " + rest, "t.json")
+            .layers.size() == 1);
+  require_error("{\"deep\": " + nested_arrays(16) + ", " + rest, "t.json:/deep" + slash_zeros(15),
+                ErrorId::invalid_argument, "nested deeper than 16 arrays and objects");
+  require_error(nested_arrays(100000), "t.json:" + slash_zeros(16), ErrorId::invalid_argument);
   // Keys other than "layers" are ignored at the top level.
   CHECK(convgen::parse_shape_config(
             "{\"about\": 1, \"targets\": [\"host\"], \"layers\": [" +

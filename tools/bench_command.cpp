@@ -32,6 +32,7 @@
 #include "bench/peak_fma.h"
 #include "bench/problem.h"
 #include "cli.h"
+#include "command_parsers.h"
 #include "commands.h"
 #include "convgen/convgen.h"
 #include "convgen/shape_config.h"
@@ -390,37 +391,6 @@ struct Options {
   uint64_t seed = kDefaultSeed;
 };
 
-cli::Parser make_parser() {
-  cli::Parser parser(
-      "convgen bench",
-      "Times every layer and operator of a shape config with convgen's specialized and generic "
-      "kernels and with oneDNN (its preferred weight format and HWIO), im2col + OpenBLAS sgemm "
-      "(forward) and the naive reference (small layers), per thread count, after checking every "
-      "output against the reference; prints median times, GFLOP/s, % of the measured peak FMA "
-      "throughput and the ratio best peer time / convgen time. Exits 1 if a convgen kernel is "
-      "over the rounding bound.");
-  parser.option("--config", "FILE", "shape config, e.g. configs/resnet_layers.json", true)
-      .option("--ops", "OP,...", "operators to time (default: each layer's ops)")
-      .option("--layers", "NAME,...", "layers to time (default: all)")
-      .option("--impls", "IMPL,...",
-              "implementations to run: convgen-specialized, convgen-generic, convgen-cuda, "
-              "onednn-any, onednn-hwio, im2col-openblas, reference (default: all)")
-      .option("--threads", "N,...",
-              "thread counts, one table each (default: 1 and the number of CPUs)")
-      .option("--repeats", "N",
-              "timed rounds after the warm-up, each running every implementation once in turn; "
-              "median and minimum are reported (default 10)")
-      .option("--reference-max-gflop", "G",
-              "time the naive reference only on layers of fewer GFLOP (default 0.5); every layer "
-              "is checked against it regardless")
-      .option("--seed", "S", "random seed (default 1); the same seed gives the same data")
-      .option("--json", "OUT",
-              "write the results as a list of records {layer, op, impl, threads, median_ms, "
-              "min_ms, gflops}")
-      .option("--markdown", "OUT", "write the tables as markdown");
-  return parser;
-}
-
 Options parse_options(const cli::Arguments& args, int cpus) {
   Options options;
   options.config = args.value("--config");
@@ -703,7 +673,7 @@ Report make_report(const ShapeConfig& config, const Options& options, const std:
 }  // namespace
 
 int bench_command(int argc, char** argv) {
-  const cli::Parser parser = make_parser();
+  const cli::Parser parser = bench_parser();
   const cli::Arguments args = parser.parse(argc, argv);
   if (args.help()) {
     std::cout << parser.usage();

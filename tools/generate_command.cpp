@@ -4,29 +4,13 @@
 
 #include "cli.h"
 #include "codegen.h"
+#include "command_parsers.h"
 #include "commands.h"
 
 namespace convgen::tools {
 
 int generate_command(int argc, char** argv) {
-  cli::Parser parser("convgen generate",
-                     "Compiles kernels specialized for the layers of a shape config, plus generic "
-                     "fallbacks, into one static library with its kernel list.");
-  parser.option("--config", "FILE", "shape config (JSON); without it only generic kernels")
-      .option("--out", "DIR", "output folder", /*required=*/true)
-      .option("--library", "NAME", "library and kernel-list name (default convgen_kernels)")
-      .option("--targets", "T,...",
-              "Halide targets (default: the config's \"targets\", else x86-64 = AVX-512, "
-              "AVX2+FMA and SSE4.1; 'host' = this machine)")
-      .option("--generic", "NHWC,NCHW|none",
-              "layouts that get generic kernels (default: those the config uses)")
-      .option("--jobs", "N", "generator processes at once (default 2)")
-      .option("--emit", "stmt,assembly",
-              "also write each kernel's Halide statement file and assembly, for review")
-      .option("--schedules", "FILE",
-              "schedule database (convgen tune): tuned kernels use its schedules")
-      .option("--generator", "PATH", "the convgen_generators executable")
-      .flag("--list-outputs", "print the files a generation writes, and nothing else");
+  const cli::Parser parser = generate_parser();
   const cli::Arguments args = parser.parse(argc, argv);
   if (args.help()) {
     std::cout << parser.usage();

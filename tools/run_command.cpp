@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "command_parsers.h"
 #include "commands.h"
 #include "convgen/convgen.h"
 #include "convgen/npy.h"
@@ -23,40 +24,6 @@
 
 namespace convgen::tools {
 namespace {
-
-cli::Parser make_parser() {
-  cli::Parser parser("convgen run",
-                     "Runs one operator on float32 .npy files with TensorFlow's argument names "
-                     "(see SPEC.md). Activations are in the data format, filters HWIO.");
-  parser.option("--op", "OP", "conv2d, conv2d_backprop_input or conv2d_backprop_filter", true)
-      .option("--input", "X.npy", "input activations (conv2d, conv2d_backprop_filter)")
-      .option("--filter", "W.npy", "HWIO filter (conv2d, conv2d_backprop_input)")
-      .option("--bias", "B.npy", "bias of shape [K] (conv2d only; optional)")
-      .option("--input-sizes", "N,H,W,C",
-              "input shape in data-format order (conv2d_backprop_input)")
-      .option("--filter-sizes", "R,S,C,K", "filter shape (conv2d_backprop_filter)")
-      .option("--out-backprop", "DY.npy",
-              "gradient of the output, of exactly the output's shape (backprop ops)")
-      .option("--strides", "1,sh,sw,1", "strides in data-format order", true)
-      .option("--padding", "SAME|VALID|EXPLICIT", "padding scheme", true)
-      .option("--explicit-paddings", "0,0,pt,pb,pl,pr,0,0",
-              "before,after pairs in data-format order (EXPLICIT only)")
-      .option("--dilations", "1,dh,dw,1", "dilations in data-format order (default all 1)")
-      .option("--data-format", "NHWC|NCHW", "layout of the activations (default NHWC)")
-      .option("--output", "OUT.npy",
-              "where the result goes: Y, DX or DW (required unless --explain is given)")
-      .option("--bias-grad-output", "DB.npy",
-              "also write the bias gradient (conv2d_backprop_filter only; optional)")
-      .option("--target", "auto|cpu|cuda",
-              "which compiled kernels may run the call: auto (the default: CPU kernels first, a "
-              "CUDA kernel only where none serves the call and a CUDA device is present), cpu, or "
-              "cuda (an error without a CUDA device)")
-      .flag("--reference", "compute with the naive reference instead of a compiled kernel")
-      .flag("--explain",
-            "check everything, then print which compiled kernel would run the call and why the "
-            "others would not; compute and write nothing");
-  return parser;
-}
 
 // The options that only some operators take.
 struct OpOptions {
@@ -313,7 +280,7 @@ void run_backprop_filter(const Request& request, const cli::Arguments& args, con
 }  // namespace
 
 int run_command(int argc, char** argv) {
-  const cli::Parser parser = make_parser();
+  const cli::Parser parser = run_parser();
   const cli::Arguments args = parser.parse(argc, argv);
   if (args.help()) {
     std::cout << parser.usage();

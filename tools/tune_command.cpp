@@ -32,6 +32,7 @@
 #include "bench/problem.h"
 #include "cli.h"
 #include "codegen.h"
+#include "command_parsers.h"
 #include "commands.h"
 #include "convgen/convgen.h"
 #include "convgen/schedule_db.h"
@@ -520,27 +521,7 @@ std::string convergence_svg(const std::vector<Outcome>& outcomes) {
 }  // namespace
 
 int tune_command(int argc, char** argv) {
-  cli::Parser parser("convgen tune",
-                     "Searches each layer's schedule (the schedule's knobs, and Halide's "
-                     "autoschedulers), checking every candidate against the reference, and "
-                     "records the best in a schedule database for convgen generate.");
-  parser.option("--config", "FILE", "shape config (JSON)", /*required=*/true)
-      .option("--db", "FILE",
-              "schedule database to update (created if missing; its entries are starting points)",
-              /*required=*/true)
-      .option("--ops", "OP,...", "operators to tune (default: each layer's)")
-      .option("--layers", "NAME,...", "layers to tune (default: all)")
-      .option("--target", "T",
-              "what to tune for, as convgen generate's --targets names it: x86-64 (default; its "
-              "first target this CPU runs), host, cuda, or a Halide target string")
-      .option("--budget", "TIME",
-              "search time per layer and operator, e.g. 120s or 3m (default 120s without --trials)")
-      .option("--trials", "N", "candidates per layer and operator at most")
-      .option("--seed", "S", "random seed of the search (default 1)")
-      .option("--threads", "N", "threads the kernels run on (default: every core)")
-      .option("--report", "FILE", "also write the result table here (markdown)")
-      .option("--plot", "FILE", "write the convergence plot here (SVG)")
-      .flag("--no-autoschedulers", "do not try Halide's autoschedulers");
+  const cli::Parser parser = tune_parser();
   const cli::Arguments args = parser.parse(argc, argv);
   if (args.help()) {
     std::cout << parser.usage();

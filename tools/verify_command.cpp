@@ -32,6 +32,7 @@
 
 #include "bench/problem.h"
 #include "cli.h"
+#include "command_parsers.h"
 #include "commands.h"
 #include "convgen/convgen.h"
 #include "convgen/shape_config.h"
@@ -150,19 +151,7 @@ std::vector<std::string> kernel_cells(const KernelResult& r, double flops) {
 }  // namespace
 
 int verify_command(int argc, char** argv) {
-  cli::Parser parser(
-      "convgen verify",
-      "Runs every layer and operator of a shape config with the specialized kernel (when the "
-      "tool has one for the layer), the generic kernel and the naive reference on random data "
-      "(uniform in [-1, 1)), and reports each kernel's error against a rounding bound, the times "
-      "and the speedups. Exits 1 if any kernel is over the bound.");
-  parser.option("--config", "FILE", "shape config, e.g. configs/resnet_layers.json", true)
-      .option("--ops", "OP,...", "operators to verify (default: each layer's ops)")
-      .option("--layers", "NAME,...", "layers to verify (default: all)")
-      .option("--seed", "S", "random seed (default 1); the same seed gives the same data")
-      .option("--repeats", "N",
-              "timed runs of each kernel after one warm-up, the two kernels alternating; the "
-              "median is shown (default 5)");
+  const cli::Parser parser = verify_parser();
   const cli::Arguments args = parser.parse(argc, argv);
   if (args.help()) {
     std::cout << parser.usage();

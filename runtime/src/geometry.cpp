@@ -208,11 +208,9 @@ Geometry Geometry::make(const ActivationShape& input, const FilterShape& filter,
   for (int64_t pad : {a.pad_top, a.pad_bottom, a.pad_left, a.pad_right}) {
     check_size(pad, "explicit_paddings", "pad", 0);
   }
-  // The dilated filter and padded input must also stay indexable.
+  // The dilated filter must also stay indexable.
   check_size((filter.r - 1) * a.dilation_h + 1, "dilations", "dilated filter height", 1);
   check_size((filter.s - 1) * a.dilation_w + 1, "dilations", "dilated filter width", 1);
-  check_size(input.h + a.pad_top + a.pad_bottom, "explicit_paddings", "padded height", 1);
-  check_size(input.w + a.pad_left + a.pad_right, "explicit_paddings", "padded width", 1);
 
   Geometry g;
   g.input_ = input;
@@ -227,6 +225,11 @@ Geometry Geometry::make(const ActivationShape& input, const FilterShape& filter,
   g.pad_bottom_ = h.pad_after;
   g.pad_left_ = w.pad_before;
   g.pad_right_ = w.pad_after;
+  // So must the padded input. Only EXPLICIT pads are the caller's; SAME pads grow with the dilated
+  // filter, and the error then names the input (as VALID's too small input does).
+  const char* padded = a.padding == Padding::EXPLICIT ? "explicit_paddings" : "input";
+  check_size(input.h + g.pad_top_ + g.pad_bottom_, padded, "padded height", 1);
+  check_size(input.w + g.pad_left_ + g.pad_right_, padded, "padded width", 1);
   checked_element_count(g.input_dims(), "input");
   checked_element_count(g.output_dims(), "output");
   checked_element_count(g.filter_dims(), "filter");

@@ -37,7 +37,7 @@ std::string excerpt(const json& value) {
 
 // Parses JSON, rejecting duplicate keys (which nlohmann would silently resolve to the last one)
 // with the pointer of the repeated key.
-json parse(const std::string& text, const std::string& source) {
+json parse(const std::string& text, const std::string& source, size_t max_nesting) {
   struct Frame {
     Frame(bool is_array, std::string at) : array(is_array), pointer(std::move(at)) {}
     bool array;
@@ -54,13 +54,22 @@ json parse(const std::string& text, const std::string& source) {
     if (top.array) return top.pointer + "/" + std::to_string(top.next_index++);
     return top.pointer + "/" + escape_token(top.key);
   };
+  // Opens the frame of the array or object that starts now, if it is not nested too deep.
+  auto open = [&](bool is_array) {
+    std::string pointer = child_pointer();
+    if (frames.size() == max_nesting) {
+      throw Error(ErrorId::invalid_argument, source + ":" + pointer,
+                  "nested deeper than " + std::to_string(max_nesting) + " arrays and objects");
+    }
+    frames.emplace_back(is_array, std::move(pointer));
+  };
   const json::parser_callback_t callback = [&](int, json::parse_event_t event, json& parsed) {
     switch (event) {
       case json::parse_event_t::object_start:
-        frames.emplace_back(false, child_pointer());
+        open(false);
         break;
       case json::parse_event_t::array_start:
-        frames.emplace_back(true, child_pointer());
+        open(true);
         break;
       case json::parse_event_t::object_end:
       case json::parse_event_t::array_end:

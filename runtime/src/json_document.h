@@ -3,6 +3,7 @@
 // reading a whole file of bounded size.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <ios>
 #include <nlohmann/json.hpp>
@@ -19,8 +20,10 @@ std::string escape_token(const std::string& token);
 std::string excerpt(const json& value);
 
 // Parses JSON, rejecting duplicate keys (which nlohmann would silently resolve to the last one)
-// with the pointer of the repeated key; a syntax error is ErrorId::bad_file naming `source`.
-json parse(const std::string& text, const std::string& source);
+// with the pointer of the repeated key, and arrays and objects nested deeper than `max_nesting`
+// (which bounds the memory of the pointers kept while parsing: it grows with the square of the
+// depth); a syntax error is ErrorId::bad_file naming `source`.
+json parse(const std::string& text, const std::string& source, size_t max_nesting);
 
 // An integer in [min, max]: only JSON integers count (not 3.5, not "3", not 3.0). Errors name
 // `where`; a value over `max` is ErrorId::too_large.

@@ -550,18 +550,28 @@ bool is_host_float32_c_order(const Header& header) {
 // keeping the C offset of the current multi-index up to date rather than recomputing it. Needs
 // count > 0.
 void decode_fortran(const Header& header, const unsigned char* raw, float* out) {
-  const std::vector<int64_t>& shape = header.shape;
-  const size_t rank = shape.size();
-  std::vector<int64_t> c_stride(rank, 1);
-  for (size_t k = rank - 1; k > 0; --k) c_stride[k - 1] = c_stride[k] * shape[k];
-  std::vector<int64_t> index(rank, 0);
+  // The extents and C strides of the dimensions, the first (the fastest-varying) first. Dimensions
+  // of extent 1 never move an element and are left out, which keeps the carry below amortized
+  // constant per element however many of them a header lists.
+  std::vector<int64_t> extent, c_stride;
+  int64_t stride = 1;
+  for (size_t k = header.shape.size(); k-- > 0;) {
+    if (header.shape[k] > 1) {
+      extent.push_back(header.shape[k]);
+      c_stride.push_back(stride);
+    }
+    stride *= header.shape[k];
+  }
+  std::reverse(extent.begin(), extent.end());
+  std::reverse(c_stride.begin(), c_stride.end());
+  std::vector<int64_t> index(extent.size(), 0);
   int64_t c_offset = 0;
   for (int64_t i = 0; i < header.count; ++i) {
     out[c_offset] = header.dtype.decode(raw + static_cast<size_t>(i) * header.dtype.item_size);
-    for (size_t k = 0; k < rank; ++k) {  // the first index varies fastest
+    for (size_t k = 0; k < extent.size(); ++k) {
       c_offset += c_stride[k];
-      if (++index[k] < shape[k]) break;
-      c_offset -= c_stride[k] * shape[k];
+      if (++index[k] < extent[k]) break;
+      c_offset -= c_stride[k] * extent[k];
       index[k] = 0;
     }
   }

@@ -17,6 +17,8 @@ using nlohmann::json;
 
 constexpr int kVersion = 1;
 constexpr std::streamoff kMaxFileSize = 64 << 20;
+// A database nests 4 deep (the document, "entries", an entry, "knobs").
+constexpr size_t kMaxNesting = 8;
 const std::set<std::string> kEntryKeys = {
     "op",     "shape_key",      "target",   "knobs",  "autoscheduler",        "gflops",
     "trials", "default_gflops", "seconds",  "autoscheduler_gflops"};
@@ -114,7 +116,7 @@ ScheduleDatabase ScheduleDatabase::read(const std::string& path, bool missing_ok
 }
 
 ScheduleDatabase ScheduleDatabase::parse(const std::string& text, const std::string& source) {
-  const json root = json_document::parse(text, source);
+  const json root = json_document::parse(text, source, kMaxNesting);
   if (!root.is_object()) {
     throw Error(ErrorId::invalid_argument, source,
                 "expected a schedule database object, got " + excerpt(root));

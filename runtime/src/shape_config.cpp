@@ -22,6 +22,9 @@ using json_document::read_text_file;
 constexpr int64_t kMaxValue = std::numeric_limits<int32_t>::max();
 // Configs are a few kilobytes; anything this big is not one.
 constexpr std::streamoff kMaxFileSize = 16 << 20;
+// A config nests 4 deep (the document, "layers", a layer, "pads"); deeper is refused while parsing
+// (json_document::parse), which also bounds the recursion of the messages' excerpts.
+constexpr size_t kMaxNesting = 16;
 
 const char* const kKnownKeys[] = {"name",     "N",           "H",          "W",          "C",
                                   "K",        "R",           "S",          "stride",     "stride_h",
@@ -183,7 +186,7 @@ Layer parse_layer(const json& value, const std::string& where) {
 }  // namespace
 
 ShapeConfig parse_shape_config(const std::string& text, const std::string& source) {
-  const json root = json_document::parse(text, source);
+  const json root = json_document::parse(text, source, kMaxNesting);
   if (!root.is_object()) {
     throw Error(ErrorId::invalid_argument, source,
                 "expected a JSON object with a \"layers\" list, got " + excerpt(root));

@@ -16,7 +16,8 @@
 // The optional top-level "targets" lists the targets to build for (Halide target strings, or the
 // names `convgen generate --targets` knows, e.g. "x86-64", "host"). Other top-level keys (e.g.
 // "about") are ignored; unknown keys inside a layer are
-// errors, so that a typo cannot silently fall back to a default.
+// errors, so that a typo cannot silently fall back to a default. Arrays and objects may nest 16
+// deep (a config needs 4).
 //
 // Every error is a convgen::Error whose argument is the source followed by the JSON pointer of the
 // bad value, e.g. "shapes.json:/layers/3/stride", and whose id is invalid_argument (or the id the
