@@ -46,6 +46,13 @@ T* or_scratch(T* data, int64_t count, std::vector<float>& storage) {
   return storage.data();
 }
 
+// The message of the last Halide error raised on this thread (see Engine::Engine).
+thread_local std::string halide_error_message;
+
+void record_halide_error(void* /*user_context*/, const char* message) {
+  halide_error_message = message;
+}
+
 KernelArgs scalar_args(const Geometry& g) {
   return {int(g.stride_h()), int(g.stride_w()), int(g.dilation_h()), int(g.dilation_w()),
           int(g.pad_top()),  int(g.pad_left()), {}};
@@ -62,6 +69,7 @@ void run(const Kernel& kernel, const KernelArgs& args, int first_output) {
   if (gpu) {
     for (int i = 0; i < first_output; i++) args.buffers[i]->set_host_dirty(true);
   }
+  halide_error_message.clear();
   int status = kernel.entry(args);
   if (gpu) {
     for (int i = 0; i < 4 && args.buffers[i]; i++) {
@@ -70,14 +78,21 @@ void run(const Kernel& kernel, const KernelArgs& args, int first_output) {
     }
   }
   if (status != 0) {
-    throw Error(ErrorId::kernel_failed, std::string(kernel.name),
-                "kernel returned Halide error code " + std::to_string(status));
+    std::string reason = "kernel returned Halide error code " + std::to_string(status);
+    const std::string& message = halide_error_message;
+    const size_t end = message.find_last_not_of(" \n");
+    if (end != std::string::npos) reason += ": " + message.substr(0, end + 1);
+    throw Error(ErrorId::kernel_failed, std::string(kernel.name), reason);
   }
 }
 
 }  // namespace
 
 Engine::Engine(const KernelList& kernels, Device device) : kernels_(&kernels) {
+  // Halide's default error handler prints the message and aborts the process. This one records it
+  // for the calling thread, and run() throws the kernel's error code with it as an Error.
+  [[maybe_unused]] static const halide_error_handler_t default_handler =
+      halide_set_error_handler(record_halide_error);
   for (const Kernel& kernel : kernels) {
     const bool gpu = runs_on_gpu(kernel.targets);
     if (device == Device::cpu && gpu) {
