@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "Halide.h"
@@ -195,11 +196,29 @@ class ConvGenerator : public Halide::Generator<T> {
                                                 ? schedules::ReductionKind::pixels
                                                 : schedules::ReductionKind::taps;
       const schedules::KnobValues knobs(schedules::cuda_knobs(target), schedule_record);
+      if (kind == schedules::ReductionKind::pixels) {
+        require_indexable_partial_sums(out, knobs["split_parts"]);
+      }
       schedules::schedule_cuda(stage, kind, target, knobs);
     } else {
       schedules::schedule_cpu(stage, target,
                               schedules::KnobValues(schedules::cpu_knobs(target), schedule_record));
     }
+  }
+
+  // A reduction over pixels on a GPU keeps up to `parts` partial sums of its whole output in one
+  // buffer, which Halide indexes with 32 bits: a call whose output is too large for that fails
+  // with an error instead of writing out of bounds.
+  void require_indexable_partial_sums(const Halide::Func& out, int parts) {
+    const Halide::OutputImageParam buffer = out.output_buffer();
+    Halide::Expr elements = Halide::cast<int64_t>(parts);
+    for (int d = 0; d < buffer.dimensions(); d++) {
+      elements *= Halide::cast<int64_t>(buffer.dim(d).extent());
+    }
+    requirements_.push_back(
+        {elements <= Halide::Expr(kMaxTensorElements),
+         {Halide::Expr("the partial sums of " + out.name() + " take"), elements,
+          Halide::Expr("elements, more than a kernel can index")}});
   }
 
   // Schedules an activation output (in the user's layout) defined by define_activation_output().
@@ -215,6 +234,16 @@ class ConvGenerator : public Halide::Generator<T> {
                       staged);
     }
   }
+
+ public:
+  // Halide calls it after generate(), the only time a pipeline takes requirements: those that
+  // generate() recorded, which every call checks before it computes anything.
+  void schedule() {
+    for (auto& [condition, message] : requirements_) this->add_requirement(condition, message);
+  }
+
+ private:
+  std::vector<std::pair<Halide::Expr, std::vector<Halide::Expr>>> requirements_;
 };
 
 }  // namespace convgen
