@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "Halide.h"
@@ -213,6 +214,9 @@ class ConvGenerator : public Halide::Generator<T> {
       const schedules::ReductionKind kind = tensor == Tensor::filter || tensor == Tensor::bias
                                                 ? schedules::ReductionKind::pixels
                                                 : schedules::ReductionKind::taps;
+      if (kind == schedules::ReductionKind::pixels) {
+        require_indexable_partial_sums(out, knobs["split_parts"]);
+      }
       schedules::schedule_cuda(stage, kind, target, knobs);
     } else {
       schedules::schedule_cpu(stage, target, knobs);
@@ -237,6 +241,22 @@ class ConvGenerator : public Halide::Generator<T> {
     return *s;
   }
 
+  // A reduction over pixels on a GPU keeps up to `parts` partial sums of its whole output in one
+  // buffer, which Halide indexes with 32 bits: a call whose output is too large for that fails
+  // with an error instead of writing out of bounds. (A specialized kernel may split into more
+  // parts than the knob split_parts, but only when its output is small: see min_blocks.)
+  void require_indexable_partial_sums(const Halide::Func& out, int parts) {
+    const Halide::OutputImageParam buffer = out.output_buffer();
+    Halide::Expr elements = Halide::cast<int64_t>(parts);
+    for (int d = 0; d < buffer.dimensions(); d++) {
+      elements *= Halide::cast<int64_t>(buffer.dim(d).extent());
+    }
+    requirements_.push_back(
+        {elements <= Halide::Expr(kMaxTensorElements),
+         {Halide::Expr("the partial sums of " + out.name() + " take"), elements,
+          Halide::Expr("elements, more than a kernel can index")}});
+  }
+
   // Schedules an activation output (in the user's layout) defined by define_activation_output().
   template <typename Output>
   void schedule_activation_output(Output& out, Tensor tensor, const Reduction& a,
@@ -250,6 +270,16 @@ class ConvGenerator : public Halide::Generator<T> {
                       staged);
     }
   }
+
+ public:
+  // Halide calls it after generate(), the only time a pipeline takes requirements: those that
+  // generate() recorded, which every call checks before it computes anything.
+  void schedule() {
+    for (auto& [condition, message] : requirements_) this->add_requirement(condition, message);
+  }
+
+ private:
+  std::vector<std::pair<Halide::Expr, std::vector<Halide::Expr>>> requirements_;
 };
 
 }  // namespace convgen

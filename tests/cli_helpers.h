@@ -98,6 +98,28 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
   if (!file) throw std::runtime_error("cannot write " + path);
 }
 
+// A version 1.0 .npy preamble and header as numpy writes them, for `descr` (e.g. "<c8") and `shape`.
+inline std::string npy_header(const std::string& descr, const std::vector<int64_t>& shape) {
+  std::string tuple;
+  for (int64_t d : shape) tuple += (tuple.empty() ? "" : ", ") + std::to_string(d);
+  if (shape.size() == 1) tuple += ",";
+  std::string header =
+      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + tuple + "), }";
+  header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";  // the data starts at 64k
+  return std::string("\x93NUMPY\x01\x00", 8) + char(header.size() & 0xff) +
+         char(header.size() >> 8) + header;
+}
+
+// A float32 .npy file whose header declares `shape` and whose data is a hole as long as that shape
+// takes (a sparse file): it looks as large as a real one without its bytes being written.
+inline void write_sparse_npy(const std::string& path, const std::vector<int64_t>& shape) {
+  uintmax_t bytes = 4;
+  for (int64_t d : shape) bytes *= uintmax_t(d);
+  const std::string header = npy_header("<f4", shape);
+  write_bytes(path, header);
+  std::filesystem::resize_file(path, header.size() + bytes);
+}
+
 // Deterministic values in [-1, 1).
 inline std::vector<float> test_values(size_t count, uint64_t seed) {
   std::vector<float> values(count);

@@ -30,6 +30,38 @@ std::vector<float> random_tensor(const std::array<int64_t, 4>& dims, std::mt1993
   return t;
 }
 
+Operands::Operands(const Geometry& g, uint32_t seed) {
+  std::mt19937 rng(seed);
+  x = random_tensor(g.input_dims(), rng);
+  w = random_tensor(g.filter_dims(), rng);
+  dy = random_tensor(g.output_dims(), rng);
+  bias = random_tensor({1, 1, 1, g.filter().k}, rng);
+}
+
+size_t result_size(Op op, const Geometry& g) {
+  switch (op) {
+    case Op::conv2d: return size_t(checked_element_count(g.output_dims(), "output"));
+    case Op::conv2d_backprop_input: return size_t(checked_element_count(g.input_dims(), "input"));
+    case Op::conv2d_backprop_filter:
+      return size_t(checked_element_count(g.filter_dims(), "filter") + g.filter().k);
+  }
+  return 0;
+}
+
+void run(const Engine& engine, Op op, const Geometry& g, const Operands& o, float* result) {
+  switch (op) {
+    case Op::conv2d:
+      engine.conv2d(g, o.x.data(), o.w.data(), o.bias.data(), result);
+      break;
+    case Op::conv2d_backprop_input:
+      engine.conv2d_backprop_input(g, o.w.data(), o.dy.data(), result);
+      break;
+    case Op::conv2d_backprop_filter:
+      engine.conv2d_backprop_filter(g, o.x.data(), o.dy.data(), result, result + o.w.size());
+      break;
+  }
+}
+
 namespace {
 
 std::vector<float> absolute(const std::vector<float>& t) {
@@ -53,56 +85,42 @@ std::string coordinate(size_t at, const std::array<int64_t, 4>& dims) {
 }  // namespace
 
 Agreement KernelTester::test(const Geometry& g, uint32_t seed) const {
-  std::mt19937 rng(seed);
-  const std::vector<float> x = random_tensor(g.input_dims(), rng);
-  const std::vector<float> w = random_tensor(g.filter_dims(), rng);
-  const std::vector<float> dy = random_tensor(g.output_dims(), rng);
-  const std::vector<float> bias = random_tensor({1, 1, 1, g.filter().k}, rng);
-
+  const Operands o(g, seed);
   // The kernel under test, alone in its list, so the Engine can pick nothing else.
   const KernelList only{kernel_};
   const Engine engine(only);
-  std::vector<float> actual, expected, bound;  // bound: sum of |a * b| per element
+  std::vector<float> actual(result_size(kernel_.op, g), NAN);
+  run(engine, kernel_.op, g, o, actual.data());
+
+  // The reference, and the bound: the sum of |a * b| per element.
+  std::vector<float> expected(actual.size()), bound(actual.size());
   std::array<int64_t, 4> dims{};
   int64_t terms = 0;  // the number of products summed into one element
   const FilterShape& f = g.filter();
   switch (kernel_.op) {
     case Op::conv2d:
       dims = g.output_dims();
-      actual.assign(dy.size(), NAN);
-      expected = bound = actual;
-      engine.conv2d(g, x.data(), w.data(), bias.data(), actual.data());
-      reference::conv2d(g, x.data(), w.data(), bias.data(), expected.data());
-      reference::conv2d(g, absolute(x).data(), absolute(w).data(), absolute(bias).data(),
+      reference::conv2d(g, o.x.data(), o.w.data(), o.bias.data(), expected.data());
+      reference::conv2d(g, absolute(o.x).data(), absolute(o.w).data(), absolute(o.bias).data(),
                         bound.data());
       terms = f.r * f.s * f.c + 1;
       break;
     case Op::conv2d_backprop_input:
       dims = g.input_dims();
-      actual.assign(x.size(), NAN);
-      expected = bound = actual;
-      engine.conv2d_backprop_input(g, w.data(), dy.data(), actual.data());
-      reference::conv2d_backprop_input(g, w.data(), dy.data(), expected.data());
-      reference::conv2d_backprop_input(g, absolute(w).data(), absolute(dy).data(), bound.data());
+      reference::conv2d_backprop_input(g, o.w.data(), o.dy.data(), expected.data());
+      reference::conv2d_backprop_input(g, absolute(o.w).data(), absolute(o.dy).data(),
+                                       bound.data());
       terms = f.r * f.s * f.k;
       break;
-    case Op::conv2d_backprop_filter: {
-      dims = g.filter_dims();
-      actual.assign(w.size(), NAN);
-      expected = bound = actual;
-      std::vector<float> db(size_t(f.k), NAN), db_expected(size_t(f.k)), db_bound(size_t(f.k));
-      engine.conv2d_backprop_filter(g, x.data(), dy.data(), actual.data(), db.data());
-      reference::conv2d_backprop_filter(g, x.data(), dy.data(), expected.data(), db_expected.data());
-      reference::conv2d_backprop_filter(g, absolute(x).data(), absolute(dy).data(), bound.data(),
-                                        db_bound.data());
+    case Op::conv2d_backprop_filter:
       // The bias gradient rides along with the filter gradient: same sum over (n, y, x).
-      dims = {1, 1, 1, int64_t(w.size()) + f.k};
-      actual.insert(actual.end(), db.begin(), db.end());
-      expected.insert(expected.end(), db_expected.begin(), db_expected.end());
-      bound.insert(bound.end(), db_bound.begin(), db_bound.end());
+      dims = {1, 1, 1, int64_t(actual.size())};
+      reference::conv2d_backprop_filter(g, o.x.data(), o.dy.data(), expected.data(),
+                                        expected.data() + o.w.size());
+      reference::conv2d_backprop_filter(g, absolute(o.x).data(), absolute(o.dy).data(),
+                                        bound.data(), bound.data() + o.w.size());
       terms = g.output().n * g.output().h * g.output().w;
       break;
-    }
   }
 
   constexpr double u = 1.0 / (1 << 24);

@@ -25,6 +25,20 @@ Geometry make_geometry(const Case& c, DataFormat format);
 // A tensor of `dims` with entries uniform in [-1, 1).
 std::vector<float> random_tensor(const std::array<int64_t, 4>& dims, std::mt19937& rng);
 
+// Random operands for any operator on `g`, drawn from `seed`: the input, the filter, the output
+// gradient and the bias.
+struct Operands {
+  Operands(const Geometry& g, uint32_t seed);
+  std::vector<float> x, w, dy, bias;
+};
+
+// The number of floats `op` computes on `g`: the output, the input gradient, or the filter gradient
+// followed by the bias gradient.
+size_t result_size(Op op, const Geometry& g);
+
+// Runs `op` on `g` through `engine` into `result` (result_size(op, g) floats).
+void run(const Engine& engine, Op op, const Geometry& g, const Operands& operands, float* result);
+
 // The largest error seen, as a fraction of the tolerance (1 = at the bound).
 struct Agreement {
   double max_abs_error = 0;

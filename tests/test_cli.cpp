@@ -530,15 +530,8 @@ TEST_CASE_METHOD(BadInput, "run refuses: truncated file", "[cli]") {
 
 TEST_CASE_METHOD(BadInput, "run refuses: unsupported dtype", "[cli]") {
   // A complex64 file, written by hand as numpy would.
-  std::string header = "{'descr': '<c8', 'fortran_order': False, 'shape': (1, 6, 6, 3), }";
-  header += std::string(64 - (10 + header.size() + 1) % 64, ' ') + "\n";
-  std::string bytes = "\x93NUMPY";
-  bytes += '\x01';
-  bytes += '\x00';
-  bytes += char(header.size() & 0xff);
-  bytes += char(header.size() >> 8);
-  bytes += header + std::string(6 * 6 * 3 * 8, '\0');
-  convgen::testing::write_bytes(dir / "c8.npy", bytes);
+  convgen::testing::write_bytes(dir / "c8.npy", convgen::testing::npy_header("<c8", {1, 6, 6, 3}) +
+                                                    std::string(6 * 6 * 3 * 8, '\0'));
   CHECK_THAT(refuse(with(conv2d(), "--input", dir / "c8.npy"), "--input"),
              Catch::Contains("unsupported"));
 }
@@ -557,6 +550,38 @@ TEST_CASE_METHOD(BadInput, "run refuses: sizes too large to allocate", "[cli]") 
       refuse(with(backprop_filter(), "--filter-sizes", "100000,100000,3,1000"), "--filter-sizes"),
       Catch::Contains("too_large"));
   refuse(with(backprop_input(), "--input-sizes", "1,3000000000,6,3"), "--input-sizes");
+}
+
+TEST_CASE_METHOD(BadInput, "run refuses a file declaring a huge shape before reading its data",
+                 "[cli]") {
+  // Sparse files exactly as long as their headers say: 16 GiB and more that hold no data, and that
+  // would take that much memory if they were read.
+  using convgen::testing::write_sparse_npy;
+  write_sparse_npy(dir / "x_huge.npy", {1, 65536, 65536, 3});  // 2^32 * 3 elements
+  write_sparse_npy(dir / "x_huge_nchw.npy", {1, 3, 65536, 65536});
+  write_sparse_npy(dir / "w_huge.npy", {100, 100, 3, 20000});  // 6e8 elements, over 2 GiB
+  write_sparse_npy(dir / "b_huge.npy", {2147483648});
+  write_sparse_npy(dir / "dy_huge.npy", {1, 65536, 65536, 4});
+  const std::string limit = "a kernel can take [too_large]";
+  CHECK_THAT(refuse(with(conv2d(), "--input", dir / "x_huge.npy"), "--input"),
+             Catch::Contains(limit));
+  CHECK_THAT(refuse(with(with(conv2d(), "--data-format", "NCHW"), "--input",
+                         dir / "x_huge_nchw.npy"),
+                    "--input"),
+             Catch::Contains(limit));
+  CHECK_THAT(refuse(with(backprop_filter(), "--input", dir / "x_huge.npy"), "--input"),
+             Catch::Contains(limit));
+  CHECK_THAT(refuse(with(conv2d(), "--filter", dir / "w_huge.npy"), "--filter"),
+             Catch::Contains(limit));
+  CHECK_THAT(refuse(with(backprop_input(), "--filter", dir / "w_huge.npy"), "--filter"),
+             Catch::Contains(limit));
+  // Tensors whose shape the geometry fixes: any other shape is refused as it is.
+  CHECK_THAT(refuse(with(conv2d(), "--bias", dir / "b_huge.npy"), "--bias"),
+             Catch::Contains("shape_mismatch"));
+  CHECK_THAT(refuse(with(backprop_input(), "--out-backprop", dir / "dy_huge.npy"), "--out-backprop"),
+             Catch::Contains("shape_mismatch"));
+  CHECK_THAT(refuse(with(backprop_filter(), "--out-backprop", dir / "dy_huge.npy"), "--out-backprop"),
+             Catch::Contains("shape_mismatch"));
 }
 
 TEST_CASE_METHOD(BadInput, "run refuses: unknown or repeated options and missing values", "[cli]") {
@@ -764,6 +789,30 @@ TEST_CASE("verify refuses bad configs and options", "[cli]") {
     CHECK(r.exit_code == 1);
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     CHECK_THAT(r.err, Catch::StartsWith("convgen: error: " + argument));
+  }
+}
+
+TEST_CASE("generate refuses a layer too large for a kernel, naming the layer", "[cli]") {
+  const TempDir dir;
+  // The second layer's input (and output): 1 x 65536 x 65536 x 1 = 2^32 elements, in either layout.
+  for (const std::string format : {"NHWC", "NCHW"}) {
+    INFO(format);
+    convgen::testing::write_bytes(
+        dir / "huge.json",
+        R"({"layers": [{"name": "small", "N": 1, "H": 8, "W": 8, "C": 3, "K": 4, "R": 3, "S": 3,
+                        "padding": "SAME"},
+                       {"name": "huge", "N": 1, "H": 65536, "W": 65536, "C": 1, "K": 1, "R": 1,
+                        "S": 1, "padding": "VALID", "data_format": ")" +
+            format + R"("}]})");
+    const CommandResult r =
+        convgen_cli({"generate", "--config", dir / "huge.json", "--out", dir / "out"});
+    INFO("stderr: " << r.err);
+    CHECK(r.exited);
+    CHECK(r.exit_code == 1);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK_THAT(r.err, Catch::StartsWith("convgen: error: " + dir / "huge.json:/layers/1: input: ") &&
+                          Catch::Contains("[too_large]"));
+    CHECK(dir.entries() == std::set<std::string>{"huge.json"});
   }
 }
 

@@ -97,9 +97,11 @@ DataFormat other(DataFormat format) {
 
 int stub_calls = 0;
 int stub_status = 0;
-// Stands in for a compiled kernel: counts its calls, computes nothing.
+// Stands in for a compiled kernel: counts its calls, computes nothing, and fails as a kernel does
+// when stub_status is not 0: Halide's message first, then the error code.
 int stub_kernel(const KernelArgs&) {
   stub_calls++;
+  if (stub_status != 0) halide_error(nullptr, "the stub's reason\n");
   return stub_status;
 }
 
@@ -254,7 +256,8 @@ TEST_CASE("dispatch: the Engine runs the kernel it selects", "[unit][dispatch]")
   std::vector<float> y2(size_t(checked_element_count(bigger.output_dims(), "y")));
   engine.conv2d(bigger, x2.data(), w.data(), nullptr, y2.data());
   CHECK(stub_calls == 1);
-  // A kernel's error status becomes kernel_failed naming the kernel.
+  // A kernel's error becomes kernel_failed naming the kernel, with Halide's message (Halide's
+  // default error handler would abort the process).
   stub_status = -1;
   try {
     engine.conv2d(g, x.data(), w.data(), nullptr, y.data());
@@ -262,6 +265,7 @@ TEST_CASE("dispatch: the Engine runs the kernel it selects", "[unit][dispatch]")
   } catch (const Error& e) {
     CHECK(e.id() == ErrorId::kernel_failed);
     CHECK(e.argument() == specialized->name);
+    CHECK(e.reason() == "Halide error -1: the stub's reason");
   }
   CHECK(stub_calls == 2);
 }

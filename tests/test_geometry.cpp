@@ -504,6 +504,45 @@ TEST_CASE("geometry: invalid shapes and attributes throw convgen::Error", "[unit
               ErrorId::invalid_padding, "explicit_paddings");
 }
 
+TEST_CASE("geometry: each tensor at its size limit is accepted, one element more is refused",
+          "[unit]") {
+  constexpr int64_t max = convgen::kMaxTensorElements;  // 2^31 - 1, a prime
+  constexpr int64_t half = int64_t(1) << 30;
+  constexpr int64_t max_filter = convgen::kMaxFilterElements;  // (2^31 - 1) / 4 = 2^29 - 1
+  static_assert(max_filter == (int64_t(1) << 29) - 1);
+  struct Limit {
+    const char* tensor;  // the argument the refusal names
+    GeometryBuilder largest, too_large;
+  };
+  const Limit limits[] = {
+      // 1x1x(2^31 - 1)x1 (the output, through a 1x1 filter, too), then 2x1x2^30x1.
+      {"input", GeometryBuilder().input(1, 1, max, 1), GeometryBuilder().input(2, 1, half, 1)},
+      // Two out channels: 1x1x(2^30 - 1)x2 = 2^31 - 2 output elements, then 1x1x2^30x2 = 2^31 from
+      // an input of 2^30.
+      {"output", GeometryBuilder().input(1, 1, half - 1, 1).filter(1, 1, 2),
+       GeometryBuilder().input(1, 1, half, 1).filter(1, 1, 2)},
+      // 1x1x1x(2^29 - 1), then 1x1x2x2^28 = 2^29 (input and output far smaller).
+      {"filter", GeometryBuilder().filter(1, 1, max_filter),
+       GeometryBuilder().input(1, 1, 1, 2).filter(1, 1, half / 4)},
+  };
+  for (DataFormat format : {DataFormat::NHWC, DataFormat::NCHW}) {
+    for (const Limit& limit : limits) {
+      const GeometryBuilder largest = GeometryBuilder(limit.largest).format(format);
+      const GeometryBuilder too_large = GeometryBuilder(limit.too_large).format(format);
+      INFO(limit.tensor << ": " << largest.describe() << ", then " << too_large.describe());
+      CHECK_NOTHROW(largest.build());
+      check_error([&] { too_large.build(); }, ErrorId::too_large, limit.tensor);
+    }
+  }
+  // The reason shows the tensor in the layout's order and the limit.
+  try {
+    GeometryBuilder().input(2, 1, half, 1).nchw().build();
+    FAIL_CHECK("not refused");
+  } catch (const Error& e) {
+    CHECK(e.reason() == "2x1x1x1073741824 has more elements than the 2147483647 a kernel can take");
+  }
+}
+
 TEST_CASE("geometry: key() tells apart geometries differing in any one field", "[unit]") {
   // h: EXPLICIT in9 k3 s2 pads 1/2 -> floor((9+3-3)/2)+1 = 5; w: in10 k2 d2 s1 pads 0/1 -> ek=3,
   // (10+1-3)/1+1 = 9. Every variant below stays valid.

@@ -250,6 +250,34 @@ TEST_CASE("shape config: geometry errors keep their id and reason", "[unit]") {
                 "t.json:/layers/0", ErrorId::too_large);
 }
 
+TEST_CASE("shape config: each tensor at its size limit is accepted, one element more is refused",
+          "[unit]") {
+  // The limits of Geometry::make: 2^31 - 1 elements for the input and the output, 2^29 - 1 for the
+  // filter. The layer's pointer names the layer; the reason names the tensor.
+  Fields one = base_layer();
+  for (const char* key : {"N", "H", "W", "C", "K", "R", "S"}) one[key] = "1";
+  one["padding"] = "\"VALID\"";
+  struct Limit {
+    const char* tensor;
+    Fields largest, too_large;
+  };
+  const Limit limits[] = {
+      {"input", with(one, "W", "2147483647"), with(with(one, "N", "2"), "W", "1073741824")},
+      // Two out channels double the output: 2^31 - 2 elements, then 2^31.
+      {"output", with(with(one, "W", "1073741823"), "K", "2"),
+       with(with(one, "W", "1073741824"), "K", "2")},
+      {"filter", with(one, "K", "536870911"), with(with(one, "C", "2"), "K", "268435456")},
+  };
+  for (const char* format : {"\"NHWC\"", "\"NCHW\""}) {
+    for (const Limit& limit : limits) {
+      INFO(limit.tensor << " in " << format);
+      CHECK_NOTHROW(parse_one(with(limit.largest, "data_format", format)));
+      require_error(with(limit.too_large, "data_format", format), "t.json:/layers/0",
+                    ErrorId::too_large, std::string(limit.tensor) + ": ");
+    }
+  }
+}
+
 TEST_CASE("shape config: the document's structure", "[unit]") {
   require_error("[]", "t.json", ErrorId::invalid_argument);
   require_error("{}", "t.json:/layers", ErrorId::invalid_argument, "missing");

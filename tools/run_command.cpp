@@ -12,7 +12,9 @@
 #include <array>
 #include <iostream>
 #include <new>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli.h"
@@ -20,6 +22,7 @@
 #include "commands.h"
 #include "convgen/convgen.h"
 #include "convgen/npy.h"
+#include "memory_budget.h"
 #include "tool_kernels.h"
 
 namespace convgen::tools {
@@ -94,26 +97,58 @@ std::vector<int64_t> to_vector(const std::array<int64_t, 4>& dims) {
   return {dims.begin(), dims.end()};
 }
 
-void check_shape(const npy::Array& array, const std::vector<int64_t>& expected,
+void check_shape(const std::vector<int64_t>& shape, const std::vector<int64_t>& expected,
                  const std::string& argument, const std::string& what) {
-  if (array.shape != expected) {
+  if (shape != expected) {
     throw Error(ErrorId::shape_mismatch, argument,
                 "expected shape " + shape_text(expected) + " (" + what + "), got " +
-                    shape_text(array.shape));
+                    shape_text(shape));
   }
 }
 
-// A zeroed output tensor, refused up front when it could not be indexed or held (Geometry::make
-// already bounds every tensor to 2^31 - 1 elements, 8 GiB; this also turns a failed allocation into
-// an error naming the option whose numbers asked for it).
+// Runs `allocate`, turning a failed allocation into an error naming the option whose numbers asked
+// for it. (The memory budget refuses what this machine cannot hold before anything is allocated;
+// this catches a lower limit, such as ulimit -v.)
+template <typename Allocate>
+auto allocating(const std::string& argument, Allocate allocate) -> decltype(allocate()) {
+  try {
+    return allocate();
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorId::too_large, argument, "out of memory");
+  }
+}
+
+// An operand file. Only its header is read at first, so that every shape of the run is checked and
+// every tensor's memory reserved before any data is read.
+struct Operand {
+  std::string option;  // e.g. "--input"
+  std::vector<int64_t> shape;
+
+  int64_t elements() const {
+    int64_t count = 1;
+    for (int64_t d : shape) count *= d;
+    return count;
+  }
+};
+
+Operand operand(const cli::Arguments& args, const std::string& option) {
+  return {option, npy::read_shape(args.value(option), option)};
+}
+
+// The operand's data, which must still have the shape its header declared.
+std::vector<float> load(const cli::Arguments& args, const Operand& operand) {
+  npy::Array array = allocating(operand.option, [&] {
+    return npy::read(args.value(operand.option), operand.option);
+  });
+  check_shape(array.shape, operand.shape, operand.option,
+              "what the file's header declared when the run began");
+  return std::move(array.data);
+}
+
+// A zeroed result tensor.
 std::vector<float> allocate(const std::array<int64_t, 4>& dims, const std::string& argument) {
   const int64_t count = checked_element_count(dims, argument);
-  try {
-    return std::vector<float>(size_t(count), 0.0f);
-  } catch (const std::bad_alloc&) {
-    throw Error(ErrorId::too_large, argument,
-                "cannot allocate " + std::to_string(count) + " float32 elements");
-  }
+  return allocating(argument, [&] { return std::vector<float>(size_t(count), 0.0f); });
 }
 
 // Fails early, before any computing, when the output cannot be a file in an existing directory.
@@ -187,80 +222,100 @@ bool explained_or_checked(const Request& request, const Engine& engine, const Ge
 }
 
 // --out-backprop, which must have exactly the shape of the forward convolution's output.
-npy::Array read_out_backprop(const cli::Arguments& args, const Geometry& g) {
-  npy::Array out_backprop = npy::read(args.value("--out-backprop"), "--out-backprop");
-  check_shape(out_backprop, to_vector(g.output_dims()), "--out-backprop",
+Operand out_backprop_operand(const cli::Arguments& args, const Geometry& g) {
+  Operand out_backprop = operand(args, "--out-backprop");
+  check_shape(out_backprop.shape, to_vector(g.output_dims()), "--out-backprop",
               "the output shape of the forward convolution");
   return out_backprop;
 }
 
-void run_conv2d(const Request& request, const cli::Arguments& args, const Engine& engine) {
-  const npy::Array input = npy::read(args.value("--input"), "--input");
-  const npy::Array filter = npy::read(args.value("--filter"), "--filter");
-  npy::Array bias;
-  if (args.has("--bias")) bias = npy::read(args.value("--bias"), "--bias");
+// A result tensor: its dimensions and the option whose numbers asked for it.
+using Result = std::pair<std::array<int64_t, 4>, std::string>;
 
+// Reserves this machine's memory for the run's operands, then for its results, before anything is
+// read or allocated.
+void reserve_memory(const std::vector<const Operand*>& operands,
+                    const std::vector<Result>& results) {
+  MemoryBudget budget = MemoryBudget::physical_memory();
+  for (const Operand* operand : operands) budget.reserve(operand->elements(), operand->option);
+  for (const auto& [dims, option] : results) {
+    budget.reserve(checked_element_count(dims, option), option);
+  }
+}
+
+void run_conv2d(const Request& request, const cli::Arguments& args, const Engine& engine) {
+  const Operand input = operand(args, "--input");
+  const Operand filter = operand(args, "--filter");
   const Geometry g =
       make_geometry(request, activation_shape(input.shape, request.attributes.format, "--input"),
                     filter_shape(filter.shape, "--filter"));
-  if (args.has("--bias"))
-    check_shape(bias, {g.filter().k}, "--bias", "[K], K = the filter's out_channels");
+  std::vector<const Operand*> operands = {&input, &filter};
+  std::optional<Operand> bias;
+  if (args.has("--bias")) {
+    bias = operand(args, "--bias");
+    check_shape(bias->shape, {g.filter().k}, "--bias", "[K], K = the filter's out_channels");
+    operands.push_back(&*bias);
+  }
   if (explained_or_checked(request, engine, g)) return;
 
-  const std::vector<int64_t> output_shape = to_vector(g.output_dims());
+  reserve_memory(operands, {{g.output_dims(), "--output"}});
+  const std::vector<float> x = load(args, input), w = load(args, filter);
+  const std::vector<float> b = bias ? load(args, *bias) : std::vector<float>();
   std::vector<float> output = allocate(g.output_dims(), "--output");
-  const float* b = args.has("--bias") ? bias.data.data() : nullptr;
+  const float* bias_data = bias ? b.data() : nullptr;
   if (request.use_reference) {
-    reference::conv2d(g, input.data.data(), filter.data.data(), b, output.data());
+    reference::conv2d(g, x.data(), w.data(), bias_data, output.data());
   } else {
-    engine.conv2d(g, input.data.data(), filter.data.data(), b, output.data());
+    engine.conv2d(g, x.data(), w.data(), bias_data, output.data());
   }
-  write_output(args.value("--output"), output_shape, output);
+  write_output(args.value("--output"), to_vector(g.output_dims()), output);
 }
 
 void run_backprop_input(const Request& request, const cli::Arguments& args, const Engine& engine) {
   const std::vector<int64_t> sizes =
       cli::parse_int_list(args.value("--input-sizes"), "--input-sizes", 4,
                           request.attributes.format == DataFormat::NHWC ? "N,H,W,C" : "N,C,H,W");
-  const npy::Array filter = npy::read(args.value("--filter"), "--filter");
+  const Operand filter = operand(args, "--filter");
   const Geometry g =
       make_geometry(request, activation_shape(sizes, request.attributes.format, "--input-sizes"),
                     filter_shape(filter.shape, "--filter"));
-  const npy::Array out_backprop = read_out_backprop(args, g);
+  const Operand out_backprop = out_backprop_operand(args, g);
   if (explained_or_checked(request, engine, g)) return;
 
-  const std::vector<int64_t> output_shape = to_vector(g.input_dims());
+  reserve_memory({&filter, &out_backprop}, {{g.input_dims(), "--input-sizes"}});
+  const std::vector<float> w = load(args, filter), dy = load(args, out_backprop);
   std::vector<float> input_grad = allocate(g.input_dims(), "--input-sizes");
   if (request.use_reference) {
-    reference::conv2d_backprop_input(g, filter.data.data(), out_backprop.data.data(),
-                                     input_grad.data());
+    reference::conv2d_backprop_input(g, w.data(), dy.data(), input_grad.data());
   } else {
-    engine.conv2d_backprop_input(g, filter.data.data(), out_backprop.data.data(),
-                                 input_grad.data());
+    engine.conv2d_backprop_input(g, w.data(), dy.data(), input_grad.data());
   }
-  write_output(args.value("--output"), output_shape, input_grad);
+  write_output(args.value("--output"), to_vector(g.input_dims()), input_grad);
 }
 
 void run_backprop_filter(const Request& request, const cli::Arguments& args, const Engine& engine) {
   const std::vector<int64_t> sizes =
       cli::parse_int_list(args.value("--filter-sizes"), "--filter-sizes", 4, "R,S,C,K");
-  const npy::Array input = npy::read(args.value("--input"), "--input");
+  const Operand input = operand(args, "--input");
   const Geometry g =
       make_geometry(request, activation_shape(input.shape, request.attributes.format, "--input"),
                     filter_shape(sizes, "--filter-sizes"));
-  const npy::Array out_backprop = read_out_backprop(args, g);
+  const Operand out_backprop = out_backprop_operand(args, g);
   if (explained_or_checked(request, engine, g)) return;
 
-  const std::vector<int64_t> output_shape = to_vector(g.filter_dims());
+  const std::array<int64_t, 4> bias_dims = {1, 1, 1, g.filter().k};
+  reserve_memory({&input, &out_backprop},
+                 {{g.filter_dims(), "--filter-sizes"}, {bias_dims, "--filter-sizes"}});
+  const std::vector<float> x = load(args, input), dy = load(args, out_backprop);
   std::vector<float> filter_grad = allocate(g.filter_dims(), "--filter-sizes");
-  std::vector<float> bias_grad(size_t(g.filter().k), 0.0f);
+  std::vector<float> bias_grad = allocate(bias_dims, "--filter-sizes");
   if (request.use_reference) {
-    reference::conv2d_backprop_filter(g, input.data.data(), out_backprop.data.data(),
-                                      filter_grad.data(), bias_grad.data());
+    reference::conv2d_backprop_filter(g, x.data(), dy.data(), filter_grad.data(),
+                                      bias_grad.data());
   } else {
-    engine.conv2d_backprop_filter(g, input.data.data(), out_backprop.data.data(),
-                                  filter_grad.data(), bias_grad.data());
+    engine.conv2d_backprop_filter(g, x.data(), dy.data(), filter_grad.data(), bias_grad.data());
   }
+  const std::vector<int64_t> output_shape = to_vector(g.filter_dims());
   if (!args.has("--bias-grad-output")) {
     write_output(args.value("--output"), output_shape, filter_grad);
     return;

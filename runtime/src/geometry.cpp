@@ -1,7 +1,6 @@
 #include "convgen/geometry.h"
 
 #include <algorithm>
-#include <limits>
 #include <tuple>
 #include <utility>
 
@@ -171,7 +170,7 @@ Attributes Attributes::from_tensorflow(DataFormat format, const std::vector<int6
 Geometry Geometry::make(const ActivationShape& input, const FilterShape& filter,
                         const Attributes& attributes) {
   // Every size a compiled kernel indexes must fit in Halide's 32-bit extents.
-  constexpr int64_t limit = std::numeric_limits<int32_t>::max();
+  constexpr int64_t limit = kMaxTensorElements;
   // A value below its minimum gets the id error.h documents for its argument (a stride < 1 is
   // invalid_stride, ...); a value above the limit is too_large.
   auto below_min = [](const std::string& argument) {
@@ -232,7 +231,7 @@ Geometry Geometry::make(const ActivationShape& input, const FilterShape& filter,
   check_size(input.w + g.pad_left_ + g.pad_right_, padded, "padded width", 1);
   checked_element_count(g.input_dims(), "input");
   checked_element_count(g.output_dims(), "output");
-  checked_element_count(g.filter_dims(), "filter");
+  checked_element_count(g.filter_dims(), "filter", kMaxFilterElements);
   return g;
 }
 
@@ -308,17 +307,19 @@ FilterShape filter_shape(const std::vector<int64_t>& dims, const std::string& ar
   return {dims[0], dims[1], dims[2], dims[3]};
 }
 
-int64_t checked_element_count(const std::array<int64_t, 4>& dims, const std::string& argument) {
-  // Halide buffers index with int32 extents and strides, and the byte size must fit in memory.
-  constexpr int64_t limit = std::numeric_limits<int32_t>::max();
+int64_t checked_element_count(const std::array<int64_t, 4>& dims, const std::string& argument,
+                              int64_t limit) {
   int64_t count = 1;
   for (int64_t d : dims) {
     if (d < 0) {
       throw Error(ErrorId::shape_mismatch, argument, "negative dimension " + std::to_string(d));
     }
     if (d != 0 && count > limit / d) {
+      std::string shape;
+      for (int64_t e : dims) shape += (shape.empty() ? "" : "x") + std::to_string(e);
       throw Error(ErrorId::too_large, argument,
-                  "element count overflows what a kernel can index (2^31 - 1)");
+                  shape + " has more elements than the " + std::to_string(limit) +
+                      " a kernel can take");
     }
     count *= d;
   }

@@ -640,6 +640,24 @@ class InputFile {
   int fd_ = -1;
 };
 
+// Reads the preamble and the header of `file` in stages, so that each size is checked against the
+// file size before its bytes are read, and checks the data size the header implies. Returns the
+// header and the offset of the data.
+std::pair<Header, uint64_t> read_header(const InputFile& file, const std::string& argument) {
+  const uint64_t file_size = file.size();
+  unsigned char start[kVersion2PreambleSize];
+  const size_t start_size = static_cast<size_t>(std::min<uint64_t>(file_size, sizeof start));
+  file.read_at(0, start, start_size);
+  const Preamble preamble = parse_preamble(start, start_size, file_size, argument);
+
+  std::string header_text(preamble.header_size, '\0');
+  file.read_at(preamble.size, header_text.data(), header_text.size());
+  const Header header = parse_header(header_text, argument);
+  const uint64_t data_offset = preamble.size + preamble.header_size;
+  check_data_size(header, file_size - data_offset, argument);
+  return {header, data_offset};
+}
+
 // A temporary file beside the destination, renamed over it by commit() and removed if never
 // committed, so that the destination is either left as it was or replaced whole.
 class TempFile {
@@ -758,21 +776,13 @@ Array parse(const unsigned char* bytes, size_t size, const std::string& argument
   return array;
 }
 
-// Reads in stages so that each size is checked against the file size before its bytes are read.
+std::vector<int64_t> read_shape(const std::string& path, const std::string& argument) {
+  return read_header(InputFile(path, argument), argument).first.shape;
+}
+
 Array read(const std::string& path, const std::string& argument) {
   const InputFile file(path, argument);
-  const uint64_t file_size = file.size();
-  unsigned char start[kVersion2PreambleSize];
-  const size_t start_size = static_cast<size_t>(std::min<uint64_t>(file_size, sizeof start));
-  file.read_at(0, start, start_size);
-  const Preamble preamble = parse_preamble(start, start_size, file_size, argument);
-
-  std::string header_text(preamble.header_size, '\0');
-  file.read_at(preamble.size, header_text.data(), header_text.size());
-  const Header header = parse_header(header_text, argument);
-  const uint64_t data_offset = preamble.size + preamble.header_size;
-  check_data_size(header, file_size - data_offset, argument);
-
+  const auto [header, data_offset] = read_header(file, argument);
   Array array;
   array.shape = header.shape;
   array.data.resize(static_cast<size_t>(header.count));

@@ -19,7 +19,7 @@ using json_document::integer_value;
 using json_document::read_text_file;
 
 // Every size a compiled kernel indexes must fit in Halide's 32-bit extents (as in Geometry::make).
-constexpr int64_t kMaxValue = std::numeric_limits<int32_t>::max();
+constexpr int64_t kMaxValue = kMaxTensorElements;
 // Configs are a few kilobytes; anything this big is not one.
 constexpr std::streamoff kMaxFileSize = 16 << 20;
 // A config nests 4 deep (the document, "layers", a layer, "pads"); deeper is refused while parsing
@@ -178,7 +178,10 @@ Layer parse_layer(const json& value, const std::string& where) {
   try {
     layer.geometry = Geometry::make(input, filter, a);
   } catch (const Error& e) {
-    throw Error(e.id(), geometry_error_location(reader, e.argument()), e.reason());
+    // An error about the layer as a whole says which of its tensors it is about.
+    const std::string location = geometry_error_location(reader, e.argument());
+    throw Error(e.id(), location,
+                location == reader.where() ? e.argument() + ": " + e.reason() : e.reason());
   }
   return layer;
 }

@@ -41,8 +41,14 @@ enum class Device {
 
 // Dispatches each call to a kernel of `kernels`: one specialized for exactly the call's geometry
 // when the list has one that this machine can run, else a generic one for the layout. Holds no
-// mutable state: one Engine may serve any number of threads. With CONVGEN_VERBOSE=dispatch in the
-// environment (read when the Engine is made) each call logs its explanation on stderr.
+// mutable state: one Engine may serve any number of threads at once (each call computes into the
+// caller's buffers; calls may share inputs). With CONVGEN_VERBOSE=dispatch in the environment (read
+// when the Engine is made) each call logs its explanation on stderr.
+//
+// A kernel that fails (Halide reports an error, e.g. an allocation it cannot make) throws
+// ErrorId::kernel_failed with Halide's message. For that the first Engine made installs a Halide
+// error handler (halide_set_error_handler) that records the message for the calling thread, where
+// Halide's default one would abort the process.
 //
 // A CUDA kernel is usable only where a CUDA driver and device are present (probed once per
 // process). It takes and returns host memory like any kernel: the Engine copies the outputs back

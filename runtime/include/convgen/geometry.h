@@ -59,11 +59,21 @@ struct Attributes {
                                     const std::vector<int64_t>& dilations);
 };
 
+// The largest tensors a Geometry admits, so that every geometry it admits runs on every kernel.
+// Halide buffers index with 32-bit extents and strides: a tensor a kernel is given has at most
+// 2^31 - 1 elements. A buffer a kernel allocates for itself has at most 2^31 - 1 bytes, and
+// conv2d_backprop_input kernels keep a copy of the filter: a filter has at most (2^31 - 1) / 4
+// float32 elements (2 GiB). Every size, pad and index then fits in 32 bits as well.
+constexpr int64_t kMaxTensorElements = 2147483647;
+constexpr int64_t kMaxFilterElements = kMaxTensorElements / 4;
+
 // A fully resolved, validated convolution problem: every size and pad is known.
 class Geometry {
  public:
   // Validates `input`, `filter` and `attributes` together; throws convgen::Error naming the offending
-  // argument ("input", "filter", "strides", "dilations", "explicit_paddings") otherwise.
+  // argument ("input", "filter", "output", "strides", "dilations", "explicit_paddings") otherwise:
+  // ErrorId::too_large when a size, or the element count of the input, the output or the filter,
+  // exceeds the limits above.
   static Geometry make(const ActivationShape& input, const FilterShape& filter,
                        const Attributes& attributes);
 
@@ -115,9 +125,10 @@ ActivationShape activation_shape(const std::vector<int64_t>& dims, DataFormat fo
                                  const std::string& argument);
 FilterShape filter_shape(const std::vector<int64_t>& dims, const std::string& argument);
 
-// Element count of a tensor, throwing ErrorId::too_large (naming `argument`) when the count or its
-// byte size as float32 would overflow, or when a dimension exceeds what a compiled kernel can index
-// (Halide buffers use 32-bit extents and strides).
-int64_t checked_element_count(const std::array<int64_t, 4>& dims, const std::string& argument);
+// Element count of a tensor of `dims`: throws ErrorId::too_large (naming `argument`) when it exceeds
+// `limit` (at most kMaxTensorElements: what a kernel can index), ErrorId::shape_mismatch for a
+// negative dimension.
+int64_t checked_element_count(const std::array<int64_t, 4>& dims, const std::string& argument,
+                              int64_t limit = kMaxTensorElements);
 
 }  // namespace convgen

@@ -27,6 +27,11 @@ struct Array {
 // structured) throw ErrorId::unsupported. `argument` names the file in errors (e.g. "--input").
 Array read(const std::string& path, const std::string& argument);
 
+// The shape the header of a .npy file declares, checked as read() checks it (the data must be as
+// long as the shape and dtype say), without reading or allocating the data: a caller can refuse a
+// shape before it takes any memory.
+std::vector<int64_t> read_shape(const std::string& path, const std::string& argument);
+
 // Parses a whole .npy file held in memory, with the same rules as read(). Any bytes are safe to
 // pass.
 Array parse(const unsigned char* bytes, size_t size, const std::string& argument);
