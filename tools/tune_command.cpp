@@ -464,7 +464,9 @@ std::string report_markdown(const Options& options, const std::vector<Outcome>& 
 
 // Best so far over the default schedule, by trial: one line per layer and operator, as SVG.
 std::string convergence_svg(const std::vector<Outcome>& outcomes) {
-  constexpr double kWidth = 760, kHeight = 440, kLeft = 50, kRight = 230, kTop = 30, kBottom = 40;
+  constexpr double kWidth = 760, kLeft = 50, kRight = 230, kTop = 30, kBottom = 40, kLegend = 13;
+  // Tall enough for the legend: one line per layer and operator.
+  const double height = std::max(440.0, kTop + kLegend * double(outcomes.size()) + kBottom);
   double top = 1.25;
   size_t most = 2;
   for (const Outcome& o : outcomes) {
@@ -476,17 +478,17 @@ std::string convergence_svg(const std::vector<Outcome>& outcomes) {
     return kLeft + (kWidth - kLeft - kRight) * double(trial - 1) / double(most - 1);
   };
   const auto y = [&](double ratio) {
-    return kTop + (kHeight - kTop - kBottom) * (1 - ratio / top);
+    return kTop + (height - kTop - kBottom) * (1 - ratio / top);
   };
   const char* const colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
   std::ostringstream svg;
   svg << std::fixed << std::setprecision(1) << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\""
-      << kWidth << "\" height=\"" << kHeight
+      << kWidth << "\" height=\"" << height
       << "\" font-family=\"sans-serif\" font-size=\"11\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"" << kLeft
       << "\" y=\"16\" font-size=\"13\">convgen tune: best so far / default schedule</text>\n"
-      << "<text x=\"" << (kLeft + kWidth - kRight) / 2 << "\" y=\"" << kHeight - 8
+      << "<text x=\"" << (kLeft + kWidth - kRight) / 2 << "\" y=\"" << height - 8
       << "\" text-anchor=\"middle\">trial</text>\n";
   for (double r = 0; r <= top + 1e-9; r += 0.25) {
     svg << "<line x1=\"" << kLeft << "\" x2=\"" << kWidth - kRight << "\" y1=\"" << y(r)
@@ -496,7 +498,7 @@ std::string convergence_svg(const std::vector<Outcome>& outcomes) {
         << std::setprecision(1);
   }
   for (size_t t = 1; t <= most; t += std::max<size_t>(1, most / 10)) {
-    svg << "<text x=\"" << x(t) << "\" y=\"" << kHeight - kBottom + 14
+    svg << "<text x=\"" << x(t) << "\" y=\"" << height - kBottom + 14
         << "\" text-anchor=\"middle\">" << t << "</text>\n";
   }
   size_t index = 0;
@@ -509,7 +511,7 @@ std::string convergence_svg(const std::vector<Outcome>& outcomes) {
       best = std::max(best, o.trials[i].gflops);
       svg << x(i + 1) << "," << y(best / o.default_gflops()) << " ";
     }
-    svg << "\"/>\n<text x=\"" << kWidth - kRight + 10 << "\" y=\"" << kTop + 14.0 * double(index)
+    svg << "\"/>\n<text x=\"" << kWidth - kRight + 10 << "\" y=\"" << kTop + kLegend * double(index)
         << "\" fill=\"" << color << "\">" << o.layer->name << " " << to_string(o.op)
         << "</text>\n";
     index++;
