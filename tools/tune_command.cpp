@@ -226,8 +226,8 @@ class Evaluator {
   // Checks the kernel against the reference, then returns its GFLOP/s: the median of 7 samples,
   // each at least 5 ms of back-to-back runs.
   double measure(KernelEntry entry) const {
-    const KernelList list{{kCandidate, op_, layer_.geometry.format(), layer_.geometry.key(),
-                           options_.target, entry}};
+    const std::string key = layer_.geometry.key();  // the Kernel views it
+    const KernelList list{{kCandidate, op_, layer_.geometry.format(), key, options_.target, entry}};
     const Engine engine(list);
     Problem::Outputs outputs = problem_.poisoned_outputs();
     BoundCall call(engine, op_, problem_.geometry, problem_.tensors(outputs));
