@@ -153,28 +153,33 @@ const Kernel& Engine::select(Op op, const Geometry& g) const {
   return *chosen;
 }
 
-void Engine::conv2d(const Geometry& g, const float* input, const float* filter, const float* bias,
-                    float* output) const {
-  BoundCall call(*this, Op::conv2d, g, {input, filter, bias, nullptr, output, nullptr});
+namespace {
+
+// One call, its results copied back: what each of Engine's operator methods does.
+void run_once(const Engine& engine, Op op, const Geometry& g, const Tensors& tensors) {
+  BoundCall call(engine, op, g, tensors);
   call.run();
   call.copy_results();
 }
 
+}  // namespace
+
+void Engine::conv2d(const Geometry& g, const float* input, const float* filter, const float* bias,
+                    float* output) const {
+  run_once(*this, Op::conv2d, g, {input, filter, bias, nullptr, output, nullptr});
+}
+
 void Engine::conv2d_backprop_input(const Geometry& g, const float* filter, const float* out_backprop,
                                    float* input_grad) const {
-  BoundCall call(*this, Op::conv2d_backprop_input, g,
-                 {nullptr, filter, nullptr, out_backprop, input_grad, nullptr});
-  call.run();
-  call.copy_results();
+  run_once(*this, Op::conv2d_backprop_input, g,
+           {nullptr, filter, nullptr, out_backprop, input_grad, nullptr});
 }
 
 void Engine::conv2d_backprop_filter(const Geometry& g, const float* input,
                                     const float* out_backprop, float* filter_grad,
                                     float* bias_grad) const {
-  BoundCall call(*this, Op::conv2d_backprop_filter, g,
-                 {input, nullptr, nullptr, out_backprop, filter_grad, bias_grad});
-  call.run();
-  call.copy_results();
+  run_once(*this, Op::conv2d_backprop_filter, g,
+           {input, nullptr, nullptr, out_backprop, filter_grad, bias_grad});
 }
 
 // The buffers in each operator's order (KernelArgs); kernels always take a bias and always write a
