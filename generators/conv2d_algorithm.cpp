@@ -23,16 +23,16 @@ Reduction conv2d_backprop_input(const ConvVars& v, const ConvExprs& g, const Fun
   // The output pixel that reads (x, y) through tap (s, r), before dividing by the stride.
   Expr col = v.x + g.pad_left - rd.y * g.dilation_w;
   Expr row = v.y + g.pad_top - rd.z * g.dilation_h;
-  // Halide's % and / round towards minus infinity, so negative numerators are handled exactly.
-  rd.where(col % g.stride_w == 0 && row % g.stride_h == 0);
-  rd.where(col >= 0 && col < g.out_w * g.stride_w && row >= 0 && row < g.out_h * g.stride_h);
-  // The predicate above keeps every read inside dY; the clamp only tells bounds inference so.
-  Expr j = Halide::clamp(col / g.stride_w, 0, g.out_w - 1);
-  Expr i = Halide::clamp(row / g.stride_h, 0, g.out_h - 1);
+  // Only taps whose pixel lies on the stride's grid; Halide's % rounds towards minus infinity, so
+  // negative numerators are handled exactly. With unit strides (a constant 1) every tap does, and
+  // the reduction is a dense convolution of the zero-padded gradient.
+  Expr on_grid = col % g.stride_w == 0 && row % g.stride_h == 0;
+  if (!Halide::Internal::is_const_one(Halide::Internal::simplify(on_grid))) rd.where(on_grid);
 
   Func acc("conv2d_backprop_input_acc");
   acc(v.c, v.x, v.y, v.n) = 0.0f;
-  acc(v.c, v.x, v.y, v.n) += out_grad(rd.x, j, i, v.n) * filter(rd.x, v.c, rd.y, rd.z);
+  acc(v.c, v.x, v.y, v.n) +=
+      out_grad(rd.x, col / g.stride_w, row / g.stride_h, v.n) * filter(rd.x, v.c, rd.y, rd.z);
   return {acc, rd};
 }
 

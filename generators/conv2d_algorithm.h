@@ -51,8 +51,9 @@ Reduction conv2d(const ConvVars& v, const ConvExprs& g, const Halide::Func& inpu
                  const Halide::Func& filter, const Halide::Func& bias);
 
 // dX(c, x, y, n) = sum over the (output pixel, tap) pairs that read X(c, x, y, n) of dY * W. A gather:
-// for tap (s, r) the output column is (x + pl - s*dw) / sw when that division is exact and the
-// result lies in [0, out_w); other taps are skipped by the reduction's predicate, not multiplied by 0.
+// for tap (s, r) the output column is (x + pl - s*dw) / sw when that division is exact; other taps
+// are skipped by the reduction's predicate, not multiplied by 0. `out_grad` must read as zero
+// outside dY (see zero_padded()), which covers the columns past its edges.
 Reduction conv2d_backprop_input(const ConvVars& v, const ConvExprs& g, const Halide::Func& out_grad,
                                 const Halide::Func& filter);
 

@@ -16,8 +16,8 @@ class Conv2D : public ConvGenerator<Conv2D> {
     ConvExprs g = geometry();
     with_input_side(g, input);
     with_filter(g, filter);
-    const Reduction y =
-        conv2d(vars, g, zero_padded(canonical(input), input), operand(filter), operand(bias));
+    const Halide::Func w = operand(filter);
+    const Reduction y = conv2d(vars, g, zero_padded(canonical(input), input), w, operand(bias));
     define_activation_output(output, y.func);
 
     // The buffers' contract with the runtime.
@@ -27,7 +27,7 @@ class Conv2D : public ConvGenerator<Conv2D> {
     require(output, Tensor::output);
 
     // The schedule.
-    schedule_activation_output(output, Tensor::output, y);
+    schedule_activation_output(output, Tensor::output, y, w);
   }
 };
 

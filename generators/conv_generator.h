@@ -148,11 +148,15 @@ class ConvGenerator : public Halide::Generator<T> {
     return Halide::BoundaryConditions::repeat_edge(b, bounds);
   }
 
-  // `a` extended with zeros outside the canonical extents of buffer `b`.
+  // `a` extended with zeros outside the canonical extents of buffer `b`. The schedule may compute
+  // it once, whole (ReductionStage::padded).
   template <typename Buffer>
-  Halide::Func zero_padded(const Halide::Func& a, const Buffer& b) const {
+  Halide::Func zero_padded(const Halide::Func& a, const Buffer& b) {
     auto [c, w, h, n] = canonical_extents(b, data_format);
-    return Halide::BoundaryConditions::constant_exterior(a, 0.0f, {{0, c}, {0, w}, {0, h}, {0, n}});
+    Halide::Func padded =
+        Halide::BoundaryConditions::constant_exterior(a, 0.0f, {{0, c}, {0, w}, {0, h}, {0, n}});
+    padded_.push_back({padded, padded.args()});
+    return padded;
   }
 
   // The buffers' contract with the runtime: whole, dense tensors starting at coordinate 0. A
@@ -195,13 +199,15 @@ class ConvGenerator : public Halide::Generator<T> {
   void schedule_output(const Halide::Func& out, Tensor tensor,
                        const std::vector<Halide::Var>& out_dims, const Reduction& a,
                        const std::vector<Halide::Var>& a_dims,
-                       const std::vector<schedules::Staged>& staged = {}) {
+                       const std::vector<schedules::Staged>& staged = {},
+                       const Halide::Func& vector_operand = {}) {
     if (this->get_auto_schedule()) {
       estimate_scalars();
       return;  // Halide's autoscheduler schedules the whole pipeline from the estimates
     }
     const schedules::ReductionStage stage{out,    out_dims, known_extents(tensor), a.func,
-                                          a_dims, a.domain, staged};
+                                          a_dims, a.domain, staged,   padded_,
+                                          vector_operand};
     const Halide::Target target = this->get_target();
     const bool gpu = target.has_gpu_feature();
     const std::vector<schedules::Knob> space =
@@ -258,14 +264,16 @@ class ConvGenerator : public Halide::Generator<T> {
   }
 
   // Schedules an activation output (in the user's layout) defined by define_activation_output().
+  // `filter` is the filter as the reduction reads it, along the output's channels.
   template <typename Output>
   void schedule_activation_output(Output& out, Tensor tensor, const Reduction& a,
+                                  const Halide::Func& filter,
                                   const std::vector<schedules::Staged>& staged = {}) {
     const ConvVars& v = vars;
     const std::vector<Halide::Var> args = a.func.args();  // canonical order: channel, x, y, n
     if (data_format == DataFormat::NHWC) {
-      schedule_output(out, tensor, {v.c, v.x, v.y, v.n}, a, args, staged);
-    } else {
+      schedule_output(out, tensor, {v.c, v.x, v.y, v.n}, a, args, staged, filter);
+    } else {  // vectors along x: the filter is read one element at a time
       schedule_output(out, tensor, {v.x, v.y, v.c, v.n}, a, {args[1], args[2], args[0], args[3]},
                       staged);
     }
@@ -280,6 +288,7 @@ class ConvGenerator : public Halide::Generator<T> {
 
  private:
   std::vector<std::pair<Halide::Expr, std::vector<Halide::Expr>>> requirements_;
+  std::vector<schedules::Staged> padded_;  // what zero_padded() made
 };
 
 }  // namespace convgen

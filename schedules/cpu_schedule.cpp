@@ -1,5 +1,7 @@
 #include "cpu_schedule.h"
 
+#include <algorithm>
+
 namespace convgen::schedules {
 
 using Halide::Func;
@@ -71,32 +73,92 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes) {
   partial.update().reorder(order).vectorize(lane);
 }
 
-// The register tile of a specialized kernel: `vectors` vectors of channels (dimension 0) times
-// `pixels` positions of dimension 1, all accumulators in registers while the whole reduction runs:
-// per reduction step, `vectors` loads of the filter (or gradient), `pixels` broadcasts, and
-// vectors x pixels fused multiply-adds. Positions past the end of dimension 1 are computed and
-// discarded (their reads land in zero padding or clamped rows), so the tile is always whole.
-void schedule_register_tile(const ReductionStage& stage, int lanes, int vectors, int pixels) {
+// How a specialized kernel blocks its work: a register tile of `vectors` vectors of channels
+// (dimension 0) times `pixels` positions of dimension 1, and an accumulator block of `block_x` x
+// `block_y` positions of dimensions 1 and 2 that the reduction runs over in chunks of `chunk` steps
+// of its innermost dimension.
+struct Blocking {
+  int vectors, pixels, block_x, block_y, chunk;
+};
+
+int64_t ceil_to(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+// The largest divisor of `extent` that is at most `limit`.
+int64_t largest_divisor(int64_t extent, int64_t limit) {
+  for (int64_t d = std::min(extent, limit); d > 1; d--) {
+    if (extent % d == 0) return d;
+  }
+  return 1;
+}
+
+// The register tile of a specialized kernel, accumulated over blocks. Per reduction step, the tile
+// makes `vectors` loads of the filter (or gradient), `pixels` broadcasts and vectors x pixels
+// fused multiply-adds, its accumulators in registers while a chunk of the reduction runs. The
+// accumulator block lives in the L1 cache: for every chunk (and every other reduction dimension:
+// filter taps, or rows of pixels), all the block's register tiles run in turn, so the operand the
+// tile loads as vectors (a slice of the filter, or a row of the output gradient) is read from
+// memory once per block instead of once per tile. Positions past the end of dimensions 1 and 2 are
+// computed and discarded (their reads land in zero padding or clamped rows), so tiles are whole.
+void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocking& b) {
   Func output = stage.output;
   Func acc = stage.accumulator;
-  const Var& c = stage.dims[0];
-  const Var& x = stage.dims[1];
-  Var co("c_o"), ci("c_i"), cv("c_v"), xo("x_o"), xi("x_i");
-  output.split(c, co, ci, vectors * lanes)
-      .split(x, xo, xi, pixels, TailStrategy::GuardWithIf)
-      .reorder(ci, xi, co, xo)
+  const std::vector<Var>& d = stage.dims;
+  Var co("c_o"), ci("c_i"), cv("c_v"), xo("x_o"), xi("x_i"), yo("y_o"), yi("y_i");
+  Var blocks("blocks");
+  output.split(d[0], co, ci, b.vectors * lanes)
+      .split(d[1], xo, xi, b.block_x, TailStrategy::GuardWithIf)
+      .split(d[2], yo, yi, b.block_y, TailStrategy::GuardWithIf)
+      .reorder(ci, xi, yi, xo, co, yo, d[3])
       .split(ci, ci, cv, lanes)
-      .vectorize(cv);
-  parallel_rows(output, stage);
-  acc.compute_at(output, co).bound_extent(stage.acc_dims[1], pixels);
+      .vectorize(cv)
+      .fuse(co, yo, blocks)
+      .fuse(blocks, d[3], blocks)
+      .parallel(blocks);
+  acc.compute_at(output, xo)
+      .bound_extent(stage.acc_dims[1], b.block_x)
+      .bound_extent(stage.acc_dims[2], b.block_y);
 
   const Var& ac = stage.acc_dims[0];
   const Var& ax = stage.acc_dims[1];
-  Var aco("acc_c_o"), aci("acc_c_i");
-  acc.split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax);
-  std::vector<VarOrRVar> order = {aci, aco, ax};
-  for (int d = 0; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
-  acc.update().split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax).reorder(order);
+  const Var& ay = stage.acc_dims[2];
+  Var aco("acc_c_o"), aci("acc_c_i"), axo("acc_x_o"), axi("acc_x_i");
+  acc.split(ac, aco, aci, lanes).vectorize(aci).unroll(aco);
+  RVar rko("chunk_o"), rki("chunk_i");
+  std::vector<VarOrRVar> order = {aci, aco, axi, rki, axo, ay, rko};
+  for (int r = 1; r < stage.domain.dimensions(); r++) order.emplace_back(stage.domain[r]);
+  acc.update()
+      .split(ac, aco, aci, lanes)
+      .vectorize(aci)
+      .unroll(aco)
+      .split(ax, axo, axi, b.pixels)
+      .unroll(axi)
+      .split(stage.domain[0], rko, rki, b.chunk)
+      .reorder(order);
+  // The slice of the vector operand that one chunk reads (one tap's, or one row's) is copied
+  // into a dense buffer first: in place, its rows lie a whole dimension apart, often a multiple
+  // of 4 KiB, and would evict each other from the L1 cache's sets.
+  if (stage.vector_operand.defined()) {
+    Func slice = Func(stage.vector_operand).in(acc);
+    slice.compute_at(acc, rko).vectorize(slice.args()[0], lanes, TailStrategy::GuardWithIf);
+  }
+}
+
+// The blocking of a specialized kernel from the knobs, where a knob left at 0 takes a size from
+// the extents: a block of whole rows (dimension 1) and as many of them as make about 96
+// positions, so that each slice of the vector operand serves that many; reduction chunks of at
+// most 64 steps. Blocks divide dimension 2 exactly (in NCHW it holds the channels, which a tile
+// must not overrun).
+Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int vectors) {
+  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0};
+  const int64_t width = stage.extents[1], height = stage.extents[2];
+  b.pixels = int(std::min<int64_t>(b.pixels, width));
+  const int64_t tiles = knobs["block_tiles"] ? knobs["block_tiles"] : (width + b.pixels - 1) / b.pixels;
+  b.block_x = int(std::min(ceil_to(width, b.pixels), tiles * b.pixels));
+  const int64_t rows = knobs["block_rows"] ? knobs["block_rows"] : (96 + b.block_x - 1) / b.block_x;
+  b.block_y = int(largest_divisor(height, rows));
+  const int64_t steps = constant_extent(stage.domain, 0);
+  b.chunk = int(largest_divisor(steps, knobs["reduction_chunk"] ? knobs["reduction_chunk"] : 64));
+  return b;
 }
 
 // The register tile of a generic kernel, whose extents are known only at run time: a ladder of
@@ -142,6 +204,21 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   acc.update().split(ac, aco, aci, lanes, TailStrategy::GuardWithIf).vectorize(aci).reorder(order);
 }
 
+// Computes `staged` once, whole, before the kernel's reduction, in its storage order: vectors
+// along the innermost dimension, outermost two dimensions in parallel.
+void compute_whole(const Staged& staged, int lanes) {
+  Func f = staged.func;
+  const std::vector<Var>& storage = staged.storage;
+  std::vector<VarOrRVar> order(storage.begin(), storage.end());
+  Var rows("rows");
+  f.compute_root()
+      .reorder_storage(storage)
+      .reorder(order)
+      .vectorize(storage[0], lanes, TailStrategy::GuardWithIf)
+      .fuse(storage[storage.size() - 2], storage.back(), rows)
+      .parallel(rows);
+}
+
 }  // namespace
 
 std::vector<Knob> cpu_knobs(const Halide::Target& target) {
@@ -167,6 +244,14 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
       {"narrow_channels", 0, 2, narrow_default,
        "when a specialized kernel's channels are fewer than a vector's lanes: 0 = guarded channel "
        "vectors, 1 = vectors along the pixels (or the reduction), 2 = so unless only one channel"},
+      {"block_tiles", 0, 64, 0,
+       "accumulator block of a specialized kernel: register tiles along dimension 1 (0 = all)"},
+      {"block_rows", 0, 64, 0,
+       "accumulator block of a specialized kernel: positions along dimension 2, the largest "
+       "divisor of its extent up to this (0 = enough for 96 positions)"},
+      {"reduction_chunk", 0, 1024, 0,
+       "reduction steps (in-channels, or output columns) per pass over an accumulator block: the "
+       "largest divisor of the extent up to this (0 = 64)"},
   };
 }
 
@@ -185,9 +270,11 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   const bool guarded_channels = !narrow(0) || knobs["narrow_channels"] == 0 ||
                                 (knobs["narrow_channels"] == 2 && stage.extents[0] == 1);
   if (vectors > 0) {
-    schedule_register_tile(stage, lanes, vectors, knobs["tile_pixels"]);
+    schedule_register_tile(stage, lanes, blocking(stage, knobs, vectors));
+    for (const Staged& padded : stage.padded) compute_whole(padded, lanes);
   } else if (stage.dims.size() == 4 && stage.extents.empty()) {
     schedule_generic_register_tile(stage, lanes, knobs["tile_vectors"], knobs["tile_pixels"]);
+    for (const Staged& padded : stage.padded) compute_whole(padded, lanes);
   } else if (guarded_channels) {
     schedule_tiles(stage, 0, lanes);
   } else if (constant_extent(stage.domain, 0) >= lanes &&
@@ -201,12 +288,7 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   } else {
     schedule_tiles(stage, 0, lanes);  // everything is small: guarded vectors
   }
-  for (const Staged& staged : stage.staged) {
-    Func f = staged.func;
-    std::vector<VarOrRVar> order(staged.storage.begin(), staged.storage.end());
-    f.compute_root().reorder_storage(staged.storage).reorder(order).vectorize(
-        staged.storage[0], lanes, TailStrategy::GuardWithIf);
-  }
+  for (const Staged& staged : stage.staged) compute_whole(staged, lanes);
 }
 
 }  // namespace convgen::schedules

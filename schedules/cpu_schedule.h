@@ -27,6 +27,12 @@ struct ReductionStage {
   std::vector<Halide::Var> acc_dims;  // the accumulator's vars matching `dims`, in the same order
   Halide::RDom domain;                // the accumulator's reduction domain
   std::vector<Staged> staged;         // inputs to restage before the reduction runs
+  // Inputs extended with zeros past their edges (BoundaryConditions::constant_exterior): a schedule
+  // may compute them once, whole with their border, so that the reduction reads them unchecked.
+  std::vector<Staged> padded;
+  // The input the register tile loads as vectors along dimension 0 (the filter, or the output
+  // gradient of a filter gradient); undefined when none is.
+  Halide::Func vector_operand;
 };
 
 // The knobs of the CPU schedule, with their ranges and defaults for `target`.

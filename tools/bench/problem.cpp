@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <thread>
 
 namespace convgen::tools {
 namespace {
@@ -169,7 +170,11 @@ std::vector<std::vector<double>> interleaved_milliseconds(
   }
   std::vector<std::vector<double>> times(runs.size());
   for (int64_t r = 0; r < repeats; r++) {
-    for (size_t i = 0; i < runs.size(); i++) times[i].push_back(milliseconds(runs[i]));
+    for (size_t i = 0; i < runs.size(); i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(kSettleMs));
+      runs[i]();
+      times[i].push_back(milliseconds(runs[i]));
+    }
   }
   return times;
 }

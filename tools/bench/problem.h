@@ -96,7 +96,11 @@ double median(std::vector<double> values);
 
 // Times several computations interleaved: `warmups` untimed rounds, then `repeats` rounds of one
 // timed run of each, so that all see the same machine state (clock speed, caches, other load).
+// Before each timed run the machine settles (kSettleMs) and the computation runs once untimed: the
+// previous computation's idle worker threads have stopped spinning (OpenMP's spin for
+// milliseconds after a parallel region, and would compete for the cores), and its own are awake.
 // Returns the times of each, in milliseconds, in run order.
+constexpr int kSettleMs = 30;
 std::vector<std::vector<double>> interleaved_milliseconds(
     int64_t warmups, int64_t repeats, const std::vector<std::function<void()>>& runs);
 
