@@ -29,7 +29,8 @@ class Conv2DBackpropFilter : public ConvGenerator<Conv2DBackpropFilter> {
     require(bias_grad, Tensor::bias);
 
     // The schedule.
-    schedule_output(filter_grad, Tensor::filter, {v.k, v.c, v.s, v.r}, dw, dw.func.args(), {}, dy);
+    schedule_output(filter_grad, Tensor::filter, {v.k, v.c, v.s, v.r}, dw, dw.func.args(), {},
+                    {dy, dy.args()});
     schedule_output(bias_grad, Tensor::bias, {v.k}, db, db.func.args());
   }
 };

@@ -28,8 +28,8 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     require(output, Tensor::input);
 
     // The schedule.
-    schedule_activation_output(output, Tensor::input, dx, staged_filter,
-                               {{staged_filter, {v.c, v.k, v.s, v.r}}});
+    const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}};
+    schedule_activation_output(output, Tensor::input, dx, along_c, {along_c});
   }
 };
 

@@ -27,7 +27,7 @@ class Conv2D : public ConvGenerator<Conv2D> {
     require(output, Tensor::output);
 
     // The schedule.
-    schedule_activation_output(output, Tensor::output, y, w);
+    schedule_activation_output(output, Tensor::output, y, {w, w.args()});
   }
 };
 

@@ -200,7 +200,7 @@ class ConvGenerator : public Halide::Generator<T> {
                        const std::vector<Halide::Var>& out_dims, const Reduction& a,
                        const std::vector<Halide::Var>& a_dims,
                        const std::vector<schedules::Staged>& staged = {},
-                       const Halide::Func& vector_operand = {}) {
+                       const schedules::Staged& vector_operand = {}) {
     if (this->get_auto_schedule()) {
       estimate_scalars();
       return;  // Halide's autoscheduler schedules the whole pipeline from the estimates
@@ -264,10 +264,10 @@ class ConvGenerator : public Halide::Generator<T> {
   }
 
   // Schedules an activation output (in the user's layout) defined by define_activation_output().
-  // `filter` is the filter as the reduction reads it, along the output's channels.
+  // `filter` is the filter as the reduction reads it, stored along the output's channels first.
   template <typename Output>
   void schedule_activation_output(Output& out, Tensor tensor, const Reduction& a,
-                                  const Halide::Func& filter,
+                                  const schedules::Staged& filter,
                                   const std::vector<schedules::Staged>& staged = {}) {
     const ConvVars& v = vars;
     const std::vector<Halide::Var> args = a.func.args();  // canonical order: channel, x, y, n

@@ -137,9 +137,13 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   // The slice of the vector operand that one chunk reads (one tap's, or one row's) is copied
   // into a dense buffer first: in place, its rows lie a whole dimension apart, often a multiple
   // of 4 KiB, and would evict each other from the L1 cache's sets.
-  if (stage.vector_operand.defined()) {
-    Func slice = Func(stage.vector_operand).in(acc);
-    slice.compute_at(acc, rko).vectorize(slice.args()[0], lanes, TailStrategy::GuardWithIf);
+  if (stage.vector_operand.func.defined()) {
+    const std::vector<Var>& storage = stage.vector_operand.storage;
+    Func slice = Func(stage.vector_operand.func).in(acc);
+    slice.compute_at(acc, rko)
+        .reorder_storage(storage)
+        .reorder(std::vector<VarOrRVar>(storage.begin(), storage.end()))
+        .vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
   }
 }
 

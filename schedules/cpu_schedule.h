@@ -31,8 +31,9 @@ struct ReductionStage {
   // may compute them once, whole with their border, so that the reduction reads them unchecked.
   std::vector<Staged> padded;
   // The input the register tile loads as vectors along dimension 0 (the filter, or the output
-  // gradient of a filter gradient); undefined when none is.
-  Halide::Func vector_operand;
+  // gradient of a filter gradient), the dimension it loads them along first; func undefined when
+  // none is.
+  Staged vector_operand;
 };
 
 // The knobs of the CPU schedule, with their ranges and defaults for `target`.

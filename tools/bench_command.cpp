@@ -275,11 +275,13 @@ void measure(const Problem& problem, const Engine* specialized, const Engine* ge
     counts.push_back(std::clamp<int64_t>(int64_t(std::ceil(kMinSampleMs / std::max(ms, 1e-6))), 1,
                                          kMaxRunsPerSample));
   }
-  std::vector<std::function<void()>> runs;
+  std::vector<TimedRun> runs;
   for (size_t t = 0; t < timed.size(); t++) {
-    runs.push_back([&impls, i = timed[t], n = counts[t]] {
-      for (int64_t k = 0; k < n; k++) impls[i]->run();
-    });
+    const int i = timed[t];
+    runs.push_back({[&impls, i, n = counts[t]] {
+                      for (int64_t k = 0; k < n; k++) impls[i]->run();
+                    },
+                    impls[i]->spin_ms()});
   }
   const std::vector<std::vector<double>> times = interleaved_milliseconds(0, repeats, runs);
   for (size_t t = 0; t < timed.size(); t++) {

@@ -46,6 +46,9 @@ class Im2colOpenblas : public Implementation {
     outputs_ = problem.poisoned_outputs();
   }
 
+  // OpenBLAS's idle threads spin for 2^28 cycles (its THREAD_TIMEOUT), about 0.1 s.
+  int spin_ms() const override { return 150; }
+
   void run() override {
     const Geometry& g = problem_.geometry;
     const int64_t k = g.filter().k;

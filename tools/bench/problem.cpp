@@ -163,17 +163,19 @@ double median(std::vector<double> values) {
   return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
 }
 
-std::vector<std::vector<double>> interleaved_milliseconds(
-    int64_t warmups, int64_t repeats, const std::vector<std::function<void()>>& runs) {
+std::vector<std::vector<double>> interleaved_milliseconds(int64_t warmups, int64_t repeats,
+                                                          const std::vector<TimedRun>& runs) {
   for (int64_t r = 0; r < warmups; r++) {
-    for (const auto& run : runs) run();
+    for (const TimedRun& t : runs) t.run();
   }
   std::vector<std::vector<double>> times(runs.size());
+  int settle_ms = 0;
   for (int64_t r = 0; r < repeats; r++) {
     for (size_t i = 0; i < runs.size(); i++) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(kSettleMs));
-      runs[i]();
-      times[i].push_back(milliseconds(runs[i]));
+      std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
+      runs[i].run();
+      times[i].push_back(milliseconds(runs[i].run));
+      settle_ms = runs[i].spin_ms;
     }
   }
   return times;

@@ -87,6 +87,10 @@ class Implementation {
   virtual ~Implementation() = default;
   virtual void run() = 0;
   virtual const Problem::Outputs& results() = 0;
+  // How long its idle worker threads may keep spinning after a run, competing for the cores with
+  // whatever runs next: OpenMP's (oneDNN) spin for milliseconds, OpenBLAS's for about 2^28 cycles.
+  virtual int spin_ms() const { return kDefaultSpinMs; }
+  static constexpr int kDefaultSpinMs = 30;
 };
 
 // The wall time of one call, in milliseconds.
@@ -94,14 +98,18 @@ double milliseconds(const std::function<void()>& run);
 
 double median(std::vector<double> values);
 
+// A computation to time, and how long the machine needs after it before the next one is timed.
+struct TimedRun {
+  std::function<void()> run;
+  int spin_ms = Implementation::kDefaultSpinMs;
+};
+
 // Times several computations interleaved: `warmups` untimed rounds, then `repeats` rounds of one
 // timed run of each, so that all see the same machine state (clock speed, caches, other load).
-// Before each timed run the machine settles (kSettleMs) and the computation runs once untimed: the
-// previous computation's idle worker threads have stopped spinning (OpenMP's spin for
-// milliseconds after a parallel region, and would compete for the cores), and its own are awake.
+// Each timed run waits out the previous computation's spin_ms (so that no idle threads compete
+// with it) and follows one untimed run of itself (so that its own threads are awake).
 // Returns the times of each, in milliseconds, in run order.
-constexpr int kSettleMs = 30;
-std::vector<std::vector<double>> interleaved_milliseconds(
-    int64_t warmups, int64_t repeats, const std::vector<std::function<void()>>& runs);
+std::vector<std::vector<double>> interleaved_milliseconds(int64_t warmups, int64_t repeats,
+                                                          const std::vector<TimedRun>& runs);
 
 }  // namespace convgen::tools
