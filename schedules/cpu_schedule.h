@@ -39,12 +39,18 @@ struct ReductionStage {
 // The knobs of the CPU schedule, with their ranges and defaults for `target`.
 std::vector<Knob> cpu_knobs(const Halide::Target& target);
 
-// Vectorizes the contiguous dimension (any extent: the tail is guarded, not scalarized per element),
-// computes the accumulator per output row of vectors so it stays in registers, and runs rows in
-// parallel. A specialized kernel whose contiguous dimension is narrower than a vector (a 3->1 edge
-// filter) may instead vectorize the reduction itself (per-lane partial sums added in a fixed
-// order) when it is long enough, else the next dimension: knob narrow_channels. The reduction order never depends on the thread
-// count, so results are bitwise reproducible.
+// A specialized kernel whose channels fill whole vectors runs a register tile (vectors of
+// channels x output positions, accumulators in registers) over an accumulator block in the L1
+// cache, the reduction in chunks: per chunk, the slice of the vector operand it reads is packed
+// and every tile of the block runs over it; zero-padded inputs are computed once, so that no read
+// checks bounds; blocks run in parallel. A generic kernel runs the same register tile, unblocked,
+// in a ladder of specializations on the run-time extents. Otherwise the contiguous dimension is
+// vectorized (any extent: the tail is guarded, not scalarized per element) with the accumulator
+// per output row of vectors, rows in parallel; a specialized kernel whose contiguous dimension is
+// narrower than a vector (a 3->1 edge filter) may instead vectorize the reduction itself (per-lane
+// partial sums added in a fixed order) when it is long enough, else the next dimension: knob
+// narrow_channels. The reduction order never depends on the thread count, so results are bitwise
+// reproducible.
 void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, const KnobValues& knobs);
 
 }  // namespace convgen::schedules
