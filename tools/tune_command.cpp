@@ -457,8 +457,11 @@ std::string report_markdown(const Options& options, const std::vector<Outcome>& 
        << describe(o.best(), o.defaults) << " |\n"
        << std::setprecision(1);
   }
-  md << std::setprecision(3) << "\ngeomean: tuned / default " << geomean(over_default)
-     << "x, tuned / autoscheduler " << geomean(over_autoscheduler) << "x\n";
+  md << std::setprecision(3) << "\ngeomean: tuned / default " << geomean(over_default) << "x";
+  if (!over_autoscheduler.empty()) {
+    md << ", tuned / autoscheduler " << geomean(over_autoscheduler) << "x";
+  }
+  md << "\n";
   return md.str();
 }
 
