@@ -79,6 +79,7 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes) {
 // of its innermost dimension.
 struct Blocking {
   int vectors, pixels, block_x, block_y, chunk;
+  bool restage_whole;  // restage inputs whole (Staged), rather than as each chunk's packed slice
 };
 
 int64_t ceil_to(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
@@ -153,7 +154,7 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // most 64 steps. Blocks divide dimension 2 exactly (in NCHW it holds the channels, which a tile
 // must not overrun).
 Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int vectors) {
-  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0};
+  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0, true};
   const int64_t width = stage.extents[1], height = stage.extents[2];
   b.pixels = int(std::min<int64_t>(b.pixels, width));
   const int64_t tiles = knobs["block_tiles"] ? knobs["block_tiles"] : (width + b.pixels - 1) / b.pixels;
@@ -162,6 +163,11 @@ Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int vect
   b.block_y = int(largest_divisor(height, rows));
   const int64_t steps = constant_extent(stage.domain, 0);
   b.chunk = int(largest_divisor(steps, knobs["reduction_chunk"] ? knobs["reduction_chunk"] : 64));
+  // A restaged input read in another order than stored (backprop_input's filter) is packed by
+  // gathers: cheap when each channel block has few spatial blocks to pack it for, else better
+  // restaged once, whole.
+  const int64_t blocks = (width + b.block_x - 1) / b.block_x * (height / b.block_y) * stage.extents[3];
+  b.restage_whole = knobs["restage"] ? knobs["restage"] == 1 : blocks > 2;
   return b;
 }
 
@@ -253,6 +259,10 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
       {"block_rows", 0, 64, 0,
        "accumulator block of a specialized kernel: positions along dimension 2, the largest "
        "divisor of its extent up to this (0 = enough for 96 positions)"},
+      {"restage", 0, 2, 0,
+       "an input read in another order than stored (backprop_input's filter): 1 = restaged "
+       "whole, 2 = only packed per chunk by gathers, 0 = so when at most 2 spatial blocks share "
+       "each channel block"},
       {"reduction_chunk", 0, 1024, 0,
        "reduction steps (in-channels, or output columns) per pass over an accumulator block: the "
        "largest divisor of the extent up to this (0 = 64)"},
@@ -273,9 +283,12 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   }
   const bool guarded_channels = !narrow(0) || knobs["narrow_channels"] == 0 ||
                                 (knobs["narrow_channels"] == 2 && stage.extents[0] == 1);
+  bool restage_whole = true;
   if (vectors > 0) {
-    schedule_register_tile(stage, lanes, blocking(stage, knobs, vectors));
+    const Blocking b = blocking(stage, knobs, vectors);
+    schedule_register_tile(stage, lanes, b);
     for (const Staged& padded : stage.padded) compute_whole(padded, lanes);
+    restage_whole = b.restage_whole;
   } else if (stage.dims.size() == 4 && stage.extents.empty()) {
     schedule_generic_register_tile(stage, lanes, knobs["tile_vectors"], knobs["tile_pixels"]);
     for (const Staged& padded : stage.padded) compute_whole(padded, lanes);
@@ -292,7 +305,13 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   } else {
     schedule_tiles(stage, 0, lanes);  // everything is small: guarded vectors
   }
-  for (const Staged& staged : stage.staged) compute_whole(staged, lanes);
+  for (const Staged& staged : stage.staged) {
+    // A register tile packs the slices of its vector operand as it goes, from the input as
+    // stored when it is not restaged whole.
+    const bool packed_only = !restage_whole && stage.vector_operand.func.defined() &&
+                             staged.func.name() == stage.vector_operand.func.name();
+    if (!packed_only) compute_whole(staged, lanes);
+  }
 }
 
 }  // namespace convgen::schedules
