@@ -79,6 +79,8 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes) {
 // of its innermost dimension.
 struct Blocking {
   int vectors, pixels, block_x, block_y, chunk;
+  int chunk_dims;      // when the chunk is all of the innermost reduction dimension: how many
+                       // of the next ones it spans as well
   bool restage_whole;  // restage inputs whole (Staged), rather than as each chunk's packed slice
 };
 
@@ -104,7 +106,11 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   Func output = stage.output;
   Func acc = stage.accumulator;
   const std::vector<Var>& d = stage.dims;
-  Var co("c_o"), ci("c_i"), cv("c_v"), xo("x_o"), xi("x_i"), yo("y_o"), yi("y_i");
+  const int dims = stage.domain.dimensions();
+  // A chunk that spans the whole reduction needs no accumulator block: each tile's sums go
+  // from its registers to the output. The block then only shares the vector operand's slice.
+  const bool whole = b.chunk == constant_extent(stage.domain, 0) && b.chunk_dims + 1 == dims;
+  Var co("c_o"), ci("c_i"), cv("c_v"), xo("x_o"), xi("x_i"), xt("x_t"), yo("y_o"), yi("y_i");
   Var blocks("blocks");
   output.split(d[0], co, ci, b.vectors * lanes)
       .split(d[1], xo, xi, b.block_x, TailStrategy::GuardWithIf)
@@ -115,34 +121,54 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
       .fuse(co, yo, blocks)
       .fuse(blocks, d[3], blocks)
       .parallel(blocks);
-  acc.compute_at(output, xo)
-      .bound_extent(stage.acc_dims[1], b.block_x)
-      .bound_extent(stage.acc_dims[2], b.block_y);
+  if (whole) {
+    output.split(xi, xt, xi, b.pixels, TailStrategy::GuardWithIf).reorder(ci, xi, yi, xt);
+    acc.compute_at(output, yi).bound_extent(stage.acc_dims[1], b.pixels);
+  } else {
+    acc.compute_at(output, xo)
+        .bound_extent(stage.acc_dims[1], b.block_x)
+        .bound_extent(stage.acc_dims[2], b.block_y);
+  }
 
   const Var& ac = stage.acc_dims[0];
   const Var& ax = stage.acc_dims[1];
   const Var& ay = stage.acc_dims[2];
   Var aco("acc_c_o"), aci("acc_c_i"), axo("acc_x_o"), axi("acc_x_i");
   acc.split(ac, aco, aci, lanes).vectorize(aci).unroll(aco);
-  RVar rko("chunk_o"), rki("chunk_i");
-  std::vector<VarOrRVar> order = {aci, aco, axi, rki, axo, ay, rko};
-  for (int r = 1; r < stage.domain.dimensions(); r++) order.emplace_back(stage.domain[r]);
-  acc.update()
-      .split(ac, aco, aci, lanes)
+  Halide::Stage update = acc.update();
+  update.split(ac, aco, aci, lanes)
       .vectorize(aci)
       .unroll(aco)
       .split(ax, axo, axi, b.pixels)
-      .unroll(axi)
-      .split(stage.domain[0], rko, rki, b.chunk)
-      .reorder(order);
+      .unroll(axi);
+  // Inside the tile's loops, the chunk: part of the innermost reduction dimension, or all of it
+  // and of the next chunk_dims.
+  std::vector<VarOrRVar> order = {aci, aco, axi};
+  RVar rko("chunk_o"), rki("chunk_i");
+  const int outer = b.chunk_dims + 1;  // the first reduction dimension outside the block's tiles
+  if (b.chunk < constant_extent(stage.domain, 0)) {
+    update.split(stage.domain[0], rko, rki, b.chunk);
+    order.insert(order.end(), {rki, axo, ay, rko});
+  } else {
+    for (int r = 0; r < outer; r++) order.emplace_back(stage.domain[r]);
+    order.insert(order.end(), {axo, ay});
+  }
+  for (int r = outer; r < dims; r++) order.emplace_back(stage.domain[r]);
+  update.reorder(order);
   // The slice of the vector operand that one chunk reads (one tap's, or one row's) is copied
   // into a dense buffer first: in place, its rows lie a whole dimension apart, often a multiple
   // of 4 KiB, and would evict each other from the L1 cache's sets.
   if (stage.vector_operand.func.defined()) {
     const std::vector<Var>& storage = stage.vector_operand.storage;
     Func slice = Func(stage.vector_operand.func).in(acc);
-    slice.compute_at(acc, rko)
-        .reorder_storage(storage)
+    if (whole) {
+      slice.compute_at(output, xo);
+    } else if (b.chunk < constant_extent(stage.domain, 0)) {
+      slice.compute_at(acc, rko);
+    } else {
+      slice.compute_at(acc, stage.domain[outer]);
+    }
+    slice.reorder_storage(storage)
         .reorder(std::vector<VarOrRVar>(storage.begin(), storage.end()))
         .vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
   }
@@ -154,15 +180,21 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // most 64 steps. Blocks divide dimension 2 exactly (in NCHW it holds the channels, which a tile
 // must not overrun).
 Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int vectors) {
-  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0, true};
+  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0, 0, true};
   const int64_t width = stage.extents[1], height = stage.extents[2];
   b.pixels = int(std::min<int64_t>(b.pixels, width));
   const int64_t tiles = knobs["block_tiles"] ? knobs["block_tiles"] : (width + b.pixels - 1) / b.pixels;
   b.block_x = int(std::min(ceil_to(width, b.pixels), tiles * b.pixels));
   const int64_t rows = knobs["block_rows"] ? knobs["block_rows"] : (96 + b.block_x - 1) / b.block_x;
   b.block_y = int(largest_divisor(height, rows));
-  const int64_t steps = constant_extent(stage.domain, 0);
-  b.chunk = int(largest_divisor(steps, knobs["reduction_chunk"] ? knobs["reduction_chunk"] : 64));
+  const int64_t limit = knobs["reduction_chunk"] ? knobs["reduction_chunk"] : 64;
+  int64_t steps = constant_extent(stage.domain, 0);
+  b.chunk = int(largest_divisor(steps, limit));
+  for (int r = 1; b.chunk == constant_extent(stage.domain, 0) && r < stage.domain.dimensions(); r++) {
+    if (steps * constant_extent(stage.domain, r) > limit) break;
+    steps *= constant_extent(stage.domain, r);
+    b.chunk_dims++;
+  }
   // A restaged input read in another order than stored (backprop_input's filter) is packed by
   // gathers: cheap when each channel block has few spatial blocks to pack it for, else better
   // restaged once, whole.
@@ -265,7 +297,8 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
        "each channel block"},
       {"reduction_chunk", 0, 1024, 0,
        "reduction steps (in-channels, or output columns) per pass over an accumulator block: the "
-       "largest divisor of the extent up to this (0 = 64)"},
+       "largest divisor of the extent up to this, or all of it times whole next dimensions "
+       "(filter columns, output rows) while the product stays within this (0 = 64)"},
   };
 }
 
