@@ -205,9 +205,12 @@ class ConvGenerator : public Halide::Generator<T> {
       estimate_scalars();
       return;  // Halide's autoscheduler schedules the whole pipeline from the estimates
     }
+    // The zero-padded inputs go with the first output scheduled (the one whose reduction reads
+    // them: a filter gradient's, not the bias gradient's after it).
     const schedules::ReductionStage stage{out,    out_dims, known_extents(tensor), a.func,
-                                          a_dims, a.domain, staged,   padded_,
+                                          a_dims, a.domain, staged,   std::move(padded_),
                                           vector_operand};
+    padded_.clear();
     const Halide::Target target = this->get_target();
     const bool gpu = target.has_gpu_feature();
     const std::vector<schedules::Knob> space =

@@ -49,6 +49,8 @@ void schedule_tiles(const ReductionStage& stage, size_t vd, int lanes) {
       .reorder(order);
   if (vd == 1) {
     output.unroll(stage.dims[0]);
+    // Stored along the vectors, so that each accumulator is one dense vector, kept in a register.
+    acc.reorder_storage(stage.acc_dims[1], stage.acc_dims[0]);
     acc.update().unroll(stage.acc_dims[0]);
   }
 }
@@ -316,34 +318,42 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   }
   const bool guarded_channels = !narrow(0) || knobs["narrow_channels"] == 0 ||
                                 (knobs["narrow_channels"] == 2 && stage.extents[0] == 1);
+  // Zero-padded inputs are computed once with their border unless the reduction reads them one
+  // element at a time (channel vectors): read in place along a vector, each lane's index would
+  // be clamped to the edge, a gather.
+  bool pad_whole = true;
+  bool restage = true;  // the staged inputs
   bool restage_whole = true;
   if (vectors > 0) {
     const Blocking b = blocking(stage, knobs, vectors);
     schedule_register_tile(stage, lanes, b);
-    for (const Staged& padded : stage.padded) compute_whole(padded, lanes);
     restage_whole = b.restage_whole;
   } else if (stage.dims.size() == 4 && stage.extents.empty()) {
     schedule_generic_register_tile(stage, lanes, knobs["tile_vectors"], knobs["tile_pixels"]);
-    for (const Staged& padded : stage.padded) compute_whole(padded, lanes);
   } else if (guarded_channels) {
     schedule_tiles(stage, 0, lanes);
+    pad_whole = false;
   } else if (constant_extent(stage.domain, 0) >= lanes &&
              constant_extent(stage.domain, 0) % lanes == 0) {
     // Vectors along the reduction read its operands in their stored order: no restaging. Only
     // whole vectors: a remainder would be a scalar loop.
     schedule_reduction_lanes(stage, lanes);
-    return;
+    restage = false;
   } else if (stage.dims.size() > 1 && !narrow(1)) {
     schedule_tiles(stage, 1, lanes);
   } else {
     schedule_tiles(stage, 0, lanes);  // everything is small: guarded vectors
+    pad_whole = false;
+  }
+  if (pad_whole) {
+    for (const Staged& padded : stage.padded) compute_whole(padded, lanes);
   }
   for (const Staged& staged : stage.staged) {
     // A register tile packs the slices of its vector operand as it goes, from the input as
     // stored when it is not restaged whole.
     const bool packed_only = !restage_whole && stage.vector_operand.func.defined() &&
                              staged.func.name() == stage.vector_operand.func.name();
-    if (!packed_only) compute_whole(staged, lanes);
+    if (restage && !packed_only) compute_whole(staged, lanes);
   }
 }
 
