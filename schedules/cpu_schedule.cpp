@@ -1,6 +1,7 @@
 #include "cpu_schedule.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace convgen::schedules {
 
@@ -206,10 +207,11 @@ Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int vect
 }
 
 // The register tile of a generic kernel, whose extents are known only at run time: a ladder of
-// specializations from `vectors` channel vectors down to one, each taken when the output has at
-// least a whole tile; tiles overlap at the edges (ShiftInwards: the last tile is moved back and
+// specializations from `vectors` channel vectors down to one (and `vectors` of them by one
+// position, for a narrow dimension 1), each taken when the output has at least a whole tile; tiles overlap at the edges (ShiftInwards: the last tile is moved back and
 // recomputes a few outputs, which are pure and identical), so every tile is whole and unrolled.
-// Outputs smaller than one tile run guarded single vectors.
+// Outputs with fewer channels than a vector's lanes run vectors along dimension 1; outputs
+// smaller than that, guarded single vectors.
 void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int vectors,
                                     int pixels) {
   Func output = stage.output;
@@ -225,11 +227,14 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   for (int d = 0; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
 
   parallel_rows(output, stage);
-  for (int v = vectors; v >= 1; v /= 2) {
-    const Halide::Expr whole = out.dim(0).extent() >= v * lanes && out.dim(1).extent() >= pixels;
+  std::vector<std::pair<int, int>> rungs;  // (vectors, pixels)
+  for (int v = vectors; v >= 1; v /= 2) rungs.emplace_back(v, pixels);
+  if (pixels > 1) rungs.emplace_back(vectors, 1);  // a narrow dimension 1 (3 in-channels)
+  for (const auto& [v, p] : rungs) {
+    const Halide::Expr whole = out.dim(0).extent() >= v * lanes && out.dim(1).extent() >= p;
     output.specialize(whole)
         .split(c, co, ci, v * lanes, TailStrategy::ShiftInwards)
-        .split(x, xo, xi, pixels, TailStrategy::ShiftInwards)
+        .split(x, xo, xi, p, TailStrategy::ShiftInwards)
         .reorder(ci, xi, co, xo)
         .split(ci, ci, cv, lanes)
         .vectorize(cv);
@@ -242,6 +247,21 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
         .unroll(ax)
         .reorder(order);
   }
+  // Fewer channels than a vector's lanes (an image's 3, an edge filter's 1): vectors along
+  // dimension 1 instead, one channel at a time, so that no lane idles.
+  const Halide::Expr narrow = out.dim(0).extent() < lanes && out.dim(1).extent() >= lanes;
+  Var axo("acc_x_o"), axi("acc_x_i");
+  std::vector<VarOrRVar> along_x = {axi};
+  for (int d = 0; d < stage.domain.dimensions(); d++) along_x.emplace_back(stage.domain[d]);
+  along_x.insert(along_x.end(), {axo, ac});
+  output.specialize(narrow)
+      .split(c, co, ci, 1)
+      .split(x, xo, xi, lanes, TailStrategy::ShiftInwards)
+      .reorder(ci, xi, co, xo)
+      .vectorize(xi);
+  acc.specialize(narrow).vectorize(ax, lanes);
+  acc.update().specialize(narrow).split(ax, axo, axi, lanes).vectorize(axi).reorder(along_x);
+  // Outputs smaller than one tile: guarded vectors of channels.
   output.split(c, co, ci, lanes, TailStrategy::GuardWithIf).vectorize(ci);
   acc.compute_at(output, co);
   acc.vectorize(ac, lanes, TailStrategy::GuardWithIf);

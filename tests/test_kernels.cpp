@@ -85,6 +85,17 @@ TEST_CASE("kernels match the reference when the stride exceeds the kernel", "[ke
   });
 }
 
+TEST_CASE("kernels match the reference on wide images with few channels", "[kernels]") {
+  // Wider than a vector, with fewer channels than its lanes: a generic kernel vectorizes along
+  // the width; a filter gradient with 3 in-channels takes the one-position register tile.
+  check_all_kernels({
+      {1, 7, 40, 3, 1, 3, 3},                                // an edge filter: 3 -> 1
+      {2, 5, 37, 1, 3, 3, 5, 1, 2},                          // 1 -> 3, strided columns
+      {1, 12, 41, 3, 64, 7, 7, 2, 2},                        // an RGB stem: 3 -> 64, 7x7 / 2
+      {1, 9, 35, 2, 5, 3, 3, 1, 1, 2, 2, Padding::VALID},   // dilated
+  });
+}
+
 TEST_CASE("kernels match the reference on tiny inputs", "[kernels]") {
   check_all_kernels({
       {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, Padding::VALID},  // a single multiply
