@@ -289,9 +289,9 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
   // AVX2 and AVX-512 mask the idle lanes of a guarded vector cheaply; NEON has no masked loads,
   // so a narrow channel dimension would leave its inner loops scalar. Measured on x86 (Xeon,
   // AVX-512, 2 threads): with one channel (the 3->1 edge layer's conv2d and backprop_filter)
-  // guarded vectors win, 0.76 ms and 4.4 ms against 2.3 ms and 8.8 ms along pixels; with three
-  // (backprop_input of the edge and conv1 layers) pixels win, 4.3 ms and 151 ms against 27 ms and
-  // 700 ms.
+  // guarded vectors win, 42 and 5 GFLOP/s against 13 and 2 along pixels; with three
+  // (backprop_input of the edge and conv1 layers) pixels (or the reduction) win, 20 and 3 GFLOP/s
+  // against 0.4 and 1.
   const int narrow_default = target.arch == Halide::Target::X86 ? 2 : 1;
   // Register tiles: AVX2 has 16 vector registers, so 2 x 6 = 12 accumulators leave room for the
   // filter vectors and a broadcast; AVX-512 and AArch64 have 32, so 4 x 5 = 20.
