@@ -105,6 +105,10 @@ int64_t largest_divisor(int64_t extent, int64_t limit) {
 // tile loads as vectors (a slice of the filter, or a row of the output gradient) is read from
 // memory once per block instead of once per tile. Positions past the end of dimensions 1 and 2 are
 // computed and discarded (their reads land in zero padding or clamped rows), so tiles are whole.
+//
+// Measured (convgen bench, Intel Xeon with AVX-512, 2 threads, peak FMA throughput 308 GFLOP/s,
+// the schedule database's knobs): the 3x3 layers of bench/layers.json run at 116-169 GFLOP/s
+// (38-55% of peak), the 1x1 layers at 71-117 (23-38%); 0.42-1.02x oneDNN's best.
 void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocking& b) {
   Func output = stage.output;
   Func acc = stage.accumulator;
