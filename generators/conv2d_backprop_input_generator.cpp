@@ -27,7 +27,9 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     require(out_backprop, Tensor::output);
     require(output, Tensor::input);
 
-    // The schedule.
+    // The schedule. With unit strides (most layers) the reduction has no predicate.
+    common_case(stride_w == 1);
+    common_case(stride_h == 1);
     const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}};
     schedule_activation_output(output, Tensor::input, dx, along_c, {along_c});
   }

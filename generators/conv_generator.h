@@ -148,6 +148,12 @@ class ConvGenerator : public Halide::Generator<T> {
     return Halide::BoundaryConditions::repeat_edge(b, bounds);
   }
 
+  // Tells the schedule of the next output that its reduction simplifies when `condition` (a
+  // scalar input equal to a constant) holds, so that a generic kernel compiles that case too.
+  void common_case(const Halide::Expr& condition) {
+    if (!specialization()) common_case_.push_back(condition);
+  }
+
   // `a` extended with zeros outside the canonical extents of buffer `b`. The schedule may compute
   // it once, whole (ReductionStage::padded).
   template <typename Buffer>
@@ -209,8 +215,9 @@ class ConvGenerator : public Halide::Generator<T> {
     // them: a filter gradient's, not the bias gradient's after it).
     const schedules::ReductionStage stage{out,    out_dims, known_extents(tensor), a.func,
                                           a_dims, a.domain, staged,   std::move(padded_),
-                                          vector_operand};
+                                          vector_operand, std::move(common_case_)};
     padded_.clear();
+    common_case_.clear();
     const Halide::Target target = this->get_target();
     const bool gpu = target.has_gpu_feature();
     const std::vector<schedules::Knob> space =
@@ -292,6 +299,7 @@ class ConvGenerator : public Halide::Generator<T> {
  private:
   std::vector<std::pair<Halide::Expr, std::vector<Halide::Expr>>> requirements_;
   std::vector<schedules::Staged> padded_;  // what zero_padded() made
+  std::vector<Halide::Expr> common_case_;  // what common_case() said
 };
 
 }  // namespace convgen

@@ -226,50 +226,65 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   const Var& ax = stage.acc_dims[1];
   const Halide::OutputImageParam out = output.output_buffer();
   Var co("c_o"), ci("c_i"), cv("c_v"), xo("x_o"), xi("x_i");
-  Var aco("acc_c_o"), aci("acc_c_i");
+  Var aco("acc_c_o"), aci("acc_c_i"), axo("acc_x_o"), axi("acc_x_i");
   std::vector<VarOrRVar> order = {aci, aco, ax};
   for (int d = 0; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
+  std::vector<VarOrRVar> along_x = {axi};
+  for (int d = 0; d < stage.domain.dimensions(); d++) along_x.emplace_back(stage.domain[d]);
+  along_x.insert(along_x.end(), {axo, ac});
 
-  parallel_rows(output, stage);
   std::vector<std::pair<int, int>> rungs;  // (vectors, pixels)
   for (int v = vectors; v >= 1; v /= 2) rungs.emplace_back(v, pixels);
   if (pixels > 1) rungs.emplace_back(vectors, 1);  // a narrow dimension 1 (3 in-channels)
+  auto whole = [&](int v, int p) {
+    return out.dim(0).extent() >= v * lanes && out.dim(1).extent() >= p;
+  };
+  // Fewer channels than a vector's lanes (an image's 3, an edge filter's 1): vectors along
+  // dimension 1 instead, one channel at a time, so that no lane idles.
+  const Halide::Expr narrow = out.dim(0).extent() < lanes && out.dim(1).extent() >= lanes;
+
+  // The reduction's loops, for each branch of the output's ladder.
+  auto schedule_update = [&](Halide::Stage update) {
+    for (const auto& [v, p] : rungs) {
+      update.specialize(whole(v, p))
+          .split(ac, aco, aci, lanes)
+          .vectorize(aci)
+          .unroll(aco)
+          .unroll(ax)
+          .reorder(order);
+    }
+    update.specialize(narrow).split(ax, axo, axi, lanes).vectorize(axi).reorder(along_x);
+    update.split(ac, aco, aci, lanes, TailStrategy::GuardWithIf).vectorize(aci).reorder(order);
+  };
+  // First the reduction as it simplifies in the common case (backprop_input with unit strides
+  // loses its predicate), then in general.
+  if (!stage.common_case.empty()) {
+    Halide::Stage common = acc.update();
+    for (const Halide::Expr& condition : stage.common_case) common = common.specialize(condition);
+    schedule_update(common);
+  }
+  schedule_update(acc.update());
+
+  parallel_rows(output, stage);
   for (const auto& [v, p] : rungs) {
-    const Halide::Expr whole = out.dim(0).extent() >= v * lanes && out.dim(1).extent() >= p;
-    output.specialize(whole)
+    output.specialize(whole(v, p))
         .split(c, co, ci, v * lanes, TailStrategy::ShiftInwards)
         .split(x, xo, xi, p, TailStrategy::ShiftInwards)
         .reorder(ci, xi, co, xo)
         .split(ci, ci, cv, lanes)
         .vectorize(cv);
-    acc.specialize(whole).split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax);
-    acc.update()
-        .specialize(whole)
-        .split(ac, aco, aci, lanes)
-        .vectorize(aci)
-        .unroll(aco)
-        .unroll(ax)
-        .reorder(order);
+    acc.specialize(whole(v, p)).split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax);
   }
-  // Fewer channels than a vector's lanes (an image's 3, an edge filter's 1): vectors along
-  // dimension 1 instead, one channel at a time, so that no lane idles.
-  const Halide::Expr narrow = out.dim(0).extent() < lanes && out.dim(1).extent() >= lanes;
-  Var axo("acc_x_o"), axi("acc_x_i");
-  std::vector<VarOrRVar> along_x = {axi};
-  for (int d = 0; d < stage.domain.dimensions(); d++) along_x.emplace_back(stage.domain[d]);
-  along_x.insert(along_x.end(), {axo, ac});
   output.specialize(narrow)
       .split(c, co, ci, 1)
       .split(x, xo, xi, lanes, TailStrategy::ShiftInwards)
       .reorder(ci, xi, co, xo)
       .vectorize(xi);
   acc.specialize(narrow).vectorize(ax, lanes);
-  acc.update().specialize(narrow).split(ax, axo, axi, lanes).vectorize(axi).reorder(along_x);
   // Outputs smaller than one tile: guarded vectors of channels.
   output.split(c, co, ci, lanes, TailStrategy::GuardWithIf).vectorize(ci);
   acc.compute_at(output, co);
   acc.vectorize(ac, lanes, TailStrategy::GuardWithIf);
-  acc.update().split(ac, aco, aci, lanes, TailStrategy::GuardWithIf).vectorize(aci).reorder(order);
 }
 
 // Computes `staged` once, whole, before the kernel's reduction, in its storage order: vectors

@@ -34,6 +34,10 @@ struct ReductionStage {
   // gradient of a filter gradient), the dimension it loads them along first; func undefined when
   // none is.
   Staged vector_operand;
+  // Conditions on a generic kernel's scalar inputs, each a parameter equal to a constant, under
+  // which the reduction simplifies (backprop_input's unit strides drop its predicate): the
+  // schedule compiles the reduction once more for when they all hold.
+  std::vector<Halide::Expr> common_case;
 };
 
 // The knobs of the CPU schedule, with their ranges and defaults for `target`.
