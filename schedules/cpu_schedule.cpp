@@ -87,7 +87,8 @@ struct Blocking {
   bool restage_whole;  // restage inputs whole (Staged), rather than as each chunk's packed slice
 };
 
-int64_t ceil_to(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+int64_t ceil_div(int64_t value, int64_t divisor) { return (value + divisor - 1) / divisor; }
+int64_t ceil_to(int64_t value, int64_t multiple) { return ceil_div(value, multiple) * multiple; }
 
 // The largest divisor of `extent` that is at most `limit`.
 int64_t largest_divisor(int64_t extent, int64_t limit) {
@@ -190,14 +191,15 @@ Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int vect
   Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0, 0, true};
   const int64_t width = stage.extents[1], height = stage.extents[2];
   b.pixels = int(std::min<int64_t>(b.pixels, width));
-  const int64_t tiles = knobs["block_tiles"] ? knobs["block_tiles"] : (width + b.pixels - 1) / b.pixels;
+  const int64_t tiles = knobs["block_tiles"] ? knobs["block_tiles"] : ceil_div(width, b.pixels);
   b.block_x = int(std::min(ceil_to(width, b.pixels), tiles * b.pixels));
-  const int64_t rows = knobs["block_rows"] ? knobs["block_rows"] : (96 + b.block_x - 1) / b.block_x;
+  const int64_t rows = knobs["block_rows"] ? knobs["block_rows"] : ceil_div(96, b.block_x);
   b.block_y = int(largest_divisor(height, rows));
   const int64_t limit = knobs["reduction_chunk"] ? knobs["reduction_chunk"] : 64;
   int64_t steps = constant_extent(stage.domain, 0);
   b.chunk = int(largest_divisor(steps, limit));
-  for (int r = 1; b.chunk == constant_extent(stage.domain, 0) && r < stage.domain.dimensions(); r++) {
+  const bool all_of_first = b.chunk == steps;
+  for (int r = 1; all_of_first && r < stage.domain.dimensions(); r++) {
     if (steps * constant_extent(stage.domain, r) > limit) break;
     steps *= constant_extent(stage.domain, r);
     b.chunk_dims++;
@@ -205,15 +207,16 @@ Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int vect
   // A restaged input read in another order than stored (backprop_input's filter) is packed by
   // gathers: cheap when each channel block has few spatial blocks to pack it for, else better
   // restaged once, whole.
-  const int64_t blocks = (width + b.block_x - 1) / b.block_x * (height / b.block_y) * stage.extents[3];
+  const int64_t blocks = ceil_div(width, b.block_x) * (height / b.block_y) * stage.extents[3];
   b.restage_whole = knobs["restage"] ? knobs["restage"] == 1 : blocks > 2;
   return b;
 }
 
 // The register tile of a generic kernel, whose extents are known only at run time: a ladder of
 // specializations from `vectors` channel vectors down to one (and `vectors` of them by one
-// position, for a narrow dimension 1), each taken when the output has at least a whole tile; tiles overlap at the edges (ShiftInwards: the last tile is moved back and
-// recomputes a few outputs, which are pure and identical), so every tile is whole and unrolled.
+// position, for a narrow dimension 1), each taken when the output has at least a whole tile;
+// tiles overlap at the edges (ShiftInwards: the last tile is moved back and recomputes a few
+// outputs, which are pure and identical), so every tile is whole and unrolled.
 // Outputs with fewer channels than a vector's lanes run vectors along dimension 1; outputs
 // smaller than that, guarded single vectors.
 void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int vectors,
