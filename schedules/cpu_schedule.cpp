@@ -261,12 +261,14 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   };
   // First the reduction as it simplifies in the common case (backprop_input with unit strides
   // loses its predicate), then in general.
-  if (!stage.common_case.empty()) {
-    Halide::Stage common = acc.update();
-    for (const Halide::Expr& condition : stage.common_case) common = common.specialize(condition);
-    schedule_update(common);
+  // Each condition nests in the one before; every level is scheduled (a level's own default
+  // runs when its condition holds and the next one's does not), innermost first, so that the
+  // nested level is the first specialization each level tries.
+  std::vector<Halide::Stage> levels = {acc.update()};
+  for (const Halide::Expr& condition : stage.common_case) {
+    levels.push_back(levels.back().specialize(condition));
   }
-  schedule_update(acc.update());
+  for (auto level = levels.rbegin(); level != levels.rend(); ++level) schedule_update(*level);
 
   parallel_rows(output, stage);
   for (const auto& [v, p] : rungs) {
