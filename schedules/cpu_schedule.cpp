@@ -259,11 +259,10 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     update.specialize(narrow).split(ax, axo, axi, lanes).vectorize(axi).reorder(along_x);
     update.split(ac, aco, aci, lanes, TailStrategy::GuardWithIf).vectorize(aci).reorder(order);
   };
-  // First the reduction as it simplifies in the common case (backprop_input with unit strides
-  // loses its predicate), then in general.
-  // Each condition nests in the one before; every level is scheduled (a level's own default
-  // runs when its condition holds and the next one's does not), innermost first, so that the
-  // nested level is the first specialization each level tries.
+  // The reduction in the common case first (backprop_input with unit strides loses its
+  // predicate), then in general. Each condition nests in the one before; every level is
+  // scheduled (its own default runs when its condition holds and the next one's does not),
+  // innermost first, so that the nested level is the first specialization each level tries.
   std::vector<Halide::Stage> levels = {acc.update()};
   for (const Halide::Expr& condition : stage.common_case) {
     levels.push_back(levels.back().specialize(condition));
