@@ -20,9 +20,8 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     const ConvVars& v = vars;
     Halide::Func staged_filter("staged_filter");
     staged_filter(v.k, v.c, v.s, v.r) = operand(filter)(v.k, v.c, v.s, v.r);
-    const Reduction dx =
-        conv2d_backprop_input(vars, g, zero_padded(canonical(out_backprop), out_backprop),
-                              staged_filter);
+    const Halide::Func dy = zero_padded(canonical(out_backprop), out_backprop, Tensor::output);
+    const Reduction dx = conv2d_backprop_input(vars, g, dy, staged_filter);
     define_activation_output(output, dx.func);
     require(filter, Tensor::filter);
     require(out_backprop, Tensor::output);

@@ -17,7 +17,8 @@ class Conv2D : public ConvGenerator<Conv2D> {
     with_input_side(g, input);
     with_filter(g, filter);
     const Halide::Func w = operand(filter);
-    const Reduction y = conv2d(vars, g, zero_padded(canonical(input), input), w, operand(bias));
+    const Halide::Func x = zero_padded(canonical(input), input, Tensor::input);
+    const Reduction y = conv2d(vars, g, x, w, operand(bias));
     define_activation_output(output, y.func);
 
     // The buffers' contract with the runtime.

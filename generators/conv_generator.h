@@ -154,20 +154,24 @@ class ConvGenerator : public Halide::Generator<T> {
     if (!specialization()) common_case_.push_back(condition);
   }
 
+  // The kernel's tensors.
+  enum class Tensor { input, output, filter, bias };
+
   // `a` extended with zeros outside the canonical extents of buffer `b`. The schedule may compute
   // it once, whole (ReductionStage::padded).
   template <typename Buffer>
-  Halide::Func zero_padded(const Halide::Func& a, const Buffer& b) {
+  Halide::Func zero_padded(const Halide::Func& a, const Buffer& b, Tensor tensor) {
     auto [c, w, h, n] = canonical_extents(b, data_format);
     Halide::Func padded =
         Halide::BoundaryConditions::constant_exterior(a, 0.0f, {{0, c}, {0, w}, {0, h}, {0, n}});
-    padded_.push_back({padded, padded.args()});
+    const std::vector<int64_t> extents = known_extents(tensor);
+    const int64_t channels = extents.empty() ? 0 : extents[data_format == DataFormat::NHWC ? 0 : 2];
+    padded_.push_back({padded, padded.args(), channels});
     return padded;
   }
 
   // The buffers' contract with the runtime: whole, dense tensors starting at coordinate 0. A
   // specialized kernel also fixes every extent and stride, so that they fold into constants.
-  enum class Tensor { input, output, filter, bias };
   template <typename Buffer>
   void require(Buffer& b, Tensor tensor) const {
     const std::vector<int64_t> extents = known_extents(tensor);

@@ -19,6 +19,17 @@ int64_t constant_extent(const Halide::RDom& domain, int d) {
   return extent ? *extent : -1;
 }
 
+int64_t ceil_div(int64_t value, int64_t divisor) { return (value + divisor - 1) / divisor; }
+int64_t ceil_to(int64_t value, int64_t multiple) { return ceil_div(value, multiple) * multiple; }
+
+// The largest divisor of `extent` that is at most `limit`.
+int64_t largest_divisor(int64_t extent, int64_t limit) {
+  for (int64_t d = std::min(extent, limit); d > 1; d--) {
+    if (extent % d == 0) return d;
+  }
+  return 1;
+}
+
 // Parallel over the outermost two dimensions of a 4-d output (height and batch, or the filter's
 // rows and columns), which are independent units of work. Returns the fused loop.
 Var parallel_rows(Func output, const ReductionStage& stage) {
@@ -56,24 +67,67 @@ void schedule_tiles(const ReductionStage& stage, size_t vd, int lanes) {
   }
 }
 
-// Vectors along the reduction's innermost dimension: each lane sums every lanes-th term, then the
-// lanes are added. For outputs too narrow to vectorize (a filter gradient with one in and out
-// channel).
-void schedule_reduction_lanes(const ReductionStage& stage, int lanes) {
+// Vectors along the reduction's innermost dimension, for outputs too narrow to vectorize (a filter
+// gradient with one in and out channel, the input gradient of a 3-channel image). Each of a few
+// vectors of partial sums (`parts`) takes every parts-th vector of that dimension, for every
+// output of a unit: independent accumulators, in `registers` vector registers while the other
+// reduction dimensions run outside (the taps, with a stride's predicate on them tested once per
+// tap). The vectors are added, then their lanes, in a fixed order. A unit is the whole output
+// when it fits (an edge filter's gradient, 27 values): its reduction then runs in blocks of the
+// outermost reduction dimension, in parallel, whose sums are added in order. Otherwise a unit is
+// one output position, all of dimension 0, and output rows run in parallel.
+void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t registers) {
   Func output = stage.output;
   Func acc = stage.accumulator;
-  if (stage.dims.size() == 4) {
-    acc.compute_at(output, parallel_rows(output, stage));
+  int64_t outputs = 1;
+  for (int64_t extent : stage.extents) outputs *= extent;
+  const bool whole = outputs <= registers && stage.domain.dimensions() > 1;
+  const int64_t unit = whole ? outputs : stage.extents[0];
+  const int64_t vectors = constant_extent(stage.domain, 0) / lanes;
+  const int parts = int(largest_divisor(vectors, std::max<int64_t>(registers / unit, 1)));
+  RVar rest("rest"), outer("lanes_o"), inner("lanes_i"), block_o("block_o"), block_i("block_i");
+  Var lane("lane"), part("part"), block("block");
+  Halide::Stage update = acc.update();
+  update.split(stage.domain[0], outer, inner, lanes).split(outer, rest, outer, parts);
+  // What the accumulators' partial sums are factored out of: the accumulator, or its blocks.
+  Func sums = acc;
+  int last = stage.domain.dimensions() - 1;  // the dimension of the blocks
+  while (last > 1 && constant_extent(stage.domain, last) == 1) last--;
+  if (whole) {
+    const int64_t extent = constant_extent(stage.domain, last);
+    update.split(stage.domain[last], block_o, block_i, int(extent / largest_divisor(extent, 16)));
+    sums = update.rfactor(block_o, block);
+    acc.compute_root();
+    sums.compute_root();
+  } else if (stage.dims.size() == 4) {
+    parallel_rows(output, stage);
+    acc.compute_at(output, stage.dims[1]);
   } else {
     acc.compute_root();
   }
-  RVar outer("lanes_o"), inner("lanes_i");
-  Var lane("lane");
-  Func partial = acc.update().split(stage.domain[0], outer, inner, lanes).rfactor(inner, lane);
-  partial.compute_at(acc, Var::outermost()).vectorize(lane);
-  std::vector<VarOrRVar> order = {lane, outer};
-  for (int d = 1; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
-  partial.update().reorder(order).vectorize(lane);
+  // The accumulators: every output of the unit, times the parts, unrolled.
+  const std::vector<Var> unrolled(stage.acc_dims.begin(),
+                                  whole ? stage.acc_dims.end() : stage.acc_dims.begin() + 1);
+  Func partial = sums.update().rfactor({{inner, lane}, {outer, part}});
+  partial.compute_at(sums, whole ? block : Var::outermost());
+  std::vector<Var> storage = {lane, part};
+  storage.insert(storage.end(), unrolled.begin(), unrolled.end());
+  partial.reorder_storage(storage).vectorize(lane).unroll(part);
+  std::vector<VarOrRVar> order(storage.begin(), storage.end());
+  order.emplace_back(rest);
+  for (int d = 1; d < stage.domain.dimensions(); d++) {
+    order.emplace_back(whole && d == last ? block_i : stage.domain[d]);
+  }
+  Halide::Stage partial_update = partial.update();
+  partial_update.reorder(order).vectorize(lane).unroll(part);
+  for (const Var& v : unrolled) partial.unroll(v), partial_update.unroll(v);
+  Halide::Stage merge = sums.update();
+  std::vector<VarOrRVar> merge_order = {inner, outer};
+  merge_order.insert(merge_order.end(), unrolled.begin(), unrolled.end());
+  if (whole) merge_order.emplace_back(block);
+  merge.reorder(merge_order).atomic().vectorize(inner).unroll(outer);
+  for (const Var& v : unrolled) merge.unroll(v);
+  if (whole) merge.parallel(block);
 }
 
 // How a specialized kernel blocks its work: a register tile of `vectors` vectors of channels
@@ -86,17 +140,6 @@ struct Blocking {
                        // of the next ones it spans as well
   bool restage_whole;  // restage inputs whole (Staged), rather than as each chunk's packed slice
 };
-
-int64_t ceil_div(int64_t value, int64_t divisor) { return (value + divisor - 1) / divisor; }
-int64_t ceil_to(int64_t value, int64_t multiple) { return ceil_div(value, multiple) * multiple; }
-
-// The largest divisor of `extent` that is at most `limit`.
-int64_t largest_divisor(int64_t extent, int64_t limit) {
-  for (int64_t d = std::min(extent, limit); d > 1; d--) {
-    if (extent % d == 0) return d;
-  }
-  return 1;
-}
 
 // The register tile of a specialized kernel, accumulated over blocks. Per reduction step, the tile
 // makes `vectors` loads of the filter (or gradient), `pixels` broadcasts and vectors x pixels
@@ -292,18 +335,28 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
 }
 
 // Computes `staged` once, whole, before the kernel's reduction, in its storage order: vectors
-// along the innermost dimension, outermost two dimensions in parallel.
+// along the innermost dimension, outermost two dimensions in parallel. An innermost dimension
+// narrower than a vector (an image's 3 channels) is unrolled inside vectors along the next one,
+// whose stores interleave it densely.
 void compute_whole(const Staged& staged, int lanes) {
   Func f = staged.func;
   const std::vector<Var>& storage = staged.storage;
   std::vector<VarOrRVar> order(storage.begin(), storage.end());
   Var rows("rows");
-  f.compute_root()
-      .reorder_storage(storage)
-      .reorder(order)
-      .vectorize(storage[0], lanes, TailStrategy::GuardWithIf)
-      .fuse(storage[storage.size() - 2], storage.back(), rows)
-      .parallel(rows);
+  f.compute_root().reorder_storage(storage).reorder(order);
+  if (staged.inner_extent > 0 && staged.inner_extent < lanes) {
+    f.unroll(storage[0]).vectorize(storage[1], lanes, TailStrategy::GuardWithIf);
+  } else {
+    f.vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
+  }
+  f.fuse(storage[storage.size() - 2], storage.back(), rows).parallel(rows);
+}
+
+// The target's vector registers.
+int vector_registers(const Halide::Target& target) {
+  const bool avx512 = target.has_feature(Halide::Target::AVX512) ||
+                      target.has_feature(Halide::Target::AVX512_Skylake);
+  return avx512 || target.arch == Halide::Target::ARM ? 32 : 16;
 }
 
 }  // namespace
@@ -311,16 +364,15 @@ void compute_whole(const Staged& staged, int lanes) {
 std::vector<Knob> cpu_knobs(const Halide::Target& target) {
   // AVX2 and AVX-512 mask the idle lanes of a guarded vector cheaply; NEON has no masked loads,
   // so a narrow channel dimension would leave its inner loops scalar. Measured on x86 (Xeon,
-  // AVX-512, 2 threads): with one channel (the 3->1 edge layer's conv2d and backprop_filter)
-  // guarded vectors win, 42 and 5 GFLOP/s against 13 and 2 along pixels; with three
-  // (backprop_input of the edge and conv1 layers) pixels (or the reduction) win, 20 and 3 GFLOP/s
-  // against 0.4 and 1.
+  // AVX-512, 2 threads): vectors along the reduction win wherever it is long enough, 23 GFLOP/s
+  // against 6 guarded for the 3->1 edge layer's backprop_filter, 58 against 1 for conv1's
+  // backprop_input; otherwise, with one channel (the edge layer's conv2d), guarded vectors win,
+  // 36 GFLOP/s against 14 along pixels, and with three (its backprop_input) pixels win, 23
+  // against 0.4.
   const int narrow_default = target.arch == Halide::Target::X86 ? 2 : 1;
   // Register tiles: AVX2 has 16 vector registers, so 2 x 6 = 12 accumulators leave room for the
   // filter vectors and a broadcast; AVX-512 and AArch64 have 32, so 4 x 5 = 20.
-  const bool wide_file = target.has_feature(Halide::Target::AVX512) ||
-                         target.has_feature(Halide::Target::AVX512_Skylake) ||
-                         target.arch == Halide::Target::ARM;
+  const bool wide_file = vector_registers(target) == 32;
   return {
       {"tile_vectors", 1, 8, wide_file ? 4 : 2,
        "register tile of a specialized kernel: vectors of output channels"},
@@ -330,7 +382,8 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
        "vector width as a multiple of the target's natural float vector (8 on AVX2, 16 on AVX-512)"},
       {"narrow_channels", 0, 2, narrow_default,
        "when a specialized kernel's channels are fewer than a vector's lanes: 0 = guarded channel "
-       "vectors, 1 = vectors along the pixels (or the reduction), 2 = so unless only one channel"},
+       "vectors, 1 = vectors along the reduction or else the pixels, 2 = so unless only one "
+       "channel and a reduction too short"},
       {"block_tiles", 0, 64, 0,
        "accumulator block of a specialized kernel: register tiles along dimension 1 (0 = all)"},
       {"block_rows", 0, 64, 0,
@@ -359,8 +412,11 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
       if (stage.extents[0] % (int64_t(v) * lanes) == 0) vectors = v;
     }
   }
-  const bool guarded_channels = !narrow(0) || knobs["narrow_channels"] == 0 ||
-                                (knobs["narrow_channels"] == 2 && stage.extents[0] == 1);
+  const bool reduction_lanes = constant_extent(stage.domain, 0) >= lanes &&
+                               constant_extent(stage.domain, 0) % lanes == 0;
+  const bool guarded_channels =
+      !narrow(0) || knobs["narrow_channels"] == 0 ||
+      (knobs["narrow_channels"] == 2 && stage.extents[0] == 1 && !reduction_lanes);
   // Zero-padded inputs are computed once with their border unless the reduction reads them one
   // element at a time (channel vectors): read in place along a vector, each lane's index would
   // be clamped to the edge, a gather.
@@ -376,11 +432,10 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   } else if (guarded_channels) {
     schedule_tiles(stage, 0, lanes);
     pad_whole = false;
-  } else if (constant_extent(stage.domain, 0) >= lanes &&
-             constant_extent(stage.domain, 0) % lanes == 0) {
+  } else if (reduction_lanes) {
     // Vectors along the reduction read its operands in their stored order: no restaging. Only
-    // whole vectors: a remainder would be a scalar loop.
-    schedule_reduction_lanes(stage, lanes);
+    // whole vectors: a remainder would be a scalar loop. All registers but 4 hold accumulators.
+    schedule_reduction_lanes(stage, lanes, vector_registers(target) - 4);
     restage = false;
   } else if (stage.dims.size() > 1 && !narrow(1)) {
     schedule_tiles(stage, 1, lanes);

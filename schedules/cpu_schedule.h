@@ -16,6 +16,7 @@ namespace convgen::schedules {
 struct Staged {
   Halide::Func func;
   std::vector<Halide::Var> storage;
+  int64_t inner_extent = 0;  // the extent of storage[0] when a specialized kernel knows it, else 0
 };
 
 // One reduction stage and the kernel output it feeds.
