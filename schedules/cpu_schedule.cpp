@@ -97,7 +97,8 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t re
     const int64_t extent = constant_extent(stage.domain, last);
     update.split(stage.domain[last], block_o, block_i, int(extent / largest_divisor(extent, 16)));
     sums = update.rfactor(block_o, block);
-    acc.compute_root();
+    acc.compute_root().update().unroll(block_o);
+    for (const Var& v : stage.acc_dims) acc.update().unroll(v);  // straight-line adds
     sums.compute_root();
   } else if (stage.dims.size() == 4) {
     parallel_rows(output, stage);
@@ -109,7 +110,10 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t re
   const std::vector<Var> unrolled(stage.acc_dims.begin(),
                                   whole ? stage.acc_dims.end() : stage.acc_dims.begin() + 1);
   Func partial = sums.update().rfactor({{inner, lane}, {outer, part}});
-  partial.compute_at(sums, whole ? block : Var::outermost());
+  Var sum_lane("sum_lane");
+  Func vector_sum = sums.update().rfactor(inner, sum_lane);  // the parts added as vectors
+  vector_sum.compute_at(sums, whole ? block : Var::outermost());
+  partial.compute_at(vector_sum, Var::outermost());
   std::vector<Var> storage = {lane, part};
   storage.insert(storage.end(), unrolled.begin(), unrolled.end());
   partial.reorder_storage(storage).vectorize(lane).unroll(part);
@@ -120,14 +124,27 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t re
   }
   Halide::Stage partial_update = partial.update();
   partial_update.reorder(order).vectorize(lane).unroll(part);
-  for (const Var& v : unrolled) partial.unroll(v), partial_update.unroll(v);
+  std::vector<Var> sum_storage = {sum_lane};
+  sum_storage.insert(sum_storage.end(), unrolled.begin(), unrolled.end());
+  vector_sum.reorder_storage(sum_storage).vectorize(sum_lane);
+  Halide::Stage vector_sum_update = vector_sum.update();
+  vector_sum_update.reorder(sum_lane, outer).vectorize(sum_lane).unroll(outer);
   Halide::Stage merge = sums.update();
-  std::vector<VarOrRVar> merge_order = {inner, outer};
+  std::vector<VarOrRVar> merge_order = {inner};
   merge_order.insert(merge_order.end(), unrolled.begin(), unrolled.end());
   if (whole) merge_order.emplace_back(block);
-  merge.reorder(merge_order).atomic().vectorize(inner).unroll(outer);
-  for (const Var& v : unrolled) merge.unroll(v);
-  if (whole) merge.parallel(block);
+  merge.reorder(merge_order);
+  if (whole) {
+    merge.unroll(inner).parallel(block);  // per block: atomic() would make adds atomic
+  } else {
+    merge.atomic().vectorize(inner);  // horizontal adds
+  }
+  for (const Var& v : unrolled) {
+    for (Halide::Stage s : {Halide::Stage(partial), partial_update, Halide::Stage(vector_sum),
+                            vector_sum_update, merge}) {
+      s.unroll(v);
+    }
+  }
 }
 
 // How a specialized kernel blocks its work: a register tile of `vectors` vectors of channels
@@ -337,14 +354,17 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
 // Computes `staged` once, whole, before the kernel's reduction, in its storage order: vectors
 // along the innermost dimension, outermost two dimensions in parallel. An innermost dimension
 // narrower than a vector (an image's 3 channels) is unrolled inside vectors along the next one,
-// whose stores interleave it densely.
-void compute_whole(const Staged& staged, int lanes) {
+// whose stores interleave it densely; or, for a reduction that loads vectors along that next
+// dimension (`planar`), stored outside it, so that those loads are dense, not strided.
+void compute_whole(const Staged& staged, int lanes, bool planar) {
   Func f = staged.func;
-  const std::vector<Var>& storage = staged.storage;
+  std::vector<Var> storage = staged.storage;
+  const bool narrow = staged.inner_extent > 0 && staged.inner_extent < lanes;
+  if (narrow && planar) std::swap(storage[0], storage[1]);
   std::vector<VarOrRVar> order(storage.begin(), storage.end());
   Var rows("rows");
   f.compute_root().reorder_storage(storage).reorder(order);
-  if (staged.inner_extent > 0 && staged.inner_extent < lanes) {
+  if (narrow && !planar) {
     f.unroll(storage[0]).vectorize(storage[1], lanes, TailStrategy::GuardWithIf);
   } else {
     f.vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
@@ -421,6 +441,7 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   // element at a time (channel vectors): read in place along a vector, each lane's index would
   // be clamped to the edge, a gather.
   bool pad_whole = true;
+  bool planar = false;  // vectors load the padded inputs along their dimension 1
   bool restage = true;  // the staged inputs
   bool restage_whole = true;
   if (vectors > 0) {
@@ -437,21 +458,23 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
     // whole vectors: a remainder would be a scalar loop. All registers but 4 hold accumulators.
     schedule_reduction_lanes(stage, lanes, vector_registers(target) - 4);
     restage = false;
+    planar = true;
   } else if (stage.dims.size() > 1 && !narrow(1)) {
     schedule_tiles(stage, 1, lanes);
+    planar = true;
   } else {
     schedule_tiles(stage, 0, lanes);  // everything is small: guarded vectors
     pad_whole = false;
   }
   if (pad_whole) {
-    for (const Staged& padded : stage.padded) compute_whole(padded, lanes);
+    for (const Staged& padded : stage.padded) compute_whole(padded, lanes, planar);
   }
   for (const Staged& staged : stage.staged) {
     // A register tile packs the slices of its vector operand as it goes, from the input as
     // stored when it is not restaged whole.
     const bool packed_only = !restage_whole && stage.vector_operand.func.defined() &&
                              staged.func.name() == stage.vector_operand.func.name();
-    if (restage && !packed_only) compute_whole(staged, lanes);
+    if (restage && !packed_only) compute_whole(staged, lanes, false);
   }
 }
 
