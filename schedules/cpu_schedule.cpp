@@ -67,22 +67,30 @@ void schedule_tiles(const ReductionStage& stage, size_t vd, int lanes) {
   }
 }
 
-// Vectors along the reduction's innermost dimension, for outputs too narrow to vectorize (a filter
-// gradient with one in and out channel, the input gradient of a 3-channel image). Each of a few
-// vectors of partial sums (`parts`) takes every parts-th vector of that dimension, for every
-// output of a unit: independent accumulators, in `registers` vector registers while the other
-// reduction dimensions run outside (the taps, with a stride's predicate on them tested once per
-// tap). The vectors are added, then their lanes, in a fixed order. A unit is the whole output
-// when it fits (an edge filter's gradient, 27 values): its reduction then runs in blocks of the
-// outermost reduction dimension, in parallel, whose sums are added in order. Otherwise a unit is
-// one output position, all of dimension 0, and output rows run in parallel.
-void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t registers) {
+// Vectors along the reduction's innermost dimension: each output's sum is a vector of partial
+// sums, added across its lanes at the end. For outputs too narrow to vectorize (a filter gradient
+// with one in and out channel, the input gradient of a 3-channel image), and for a tile of
+// channels x positions that reads its operands along that dimension as stored (backprop_input's
+// HWIO filter, in place of a transposed copy). Each of a few vectors of partial sums (`parts`)
+// takes every parts-th vector of that dimension, for every output of a unit: independent
+// accumulators, in `registers` vector registers while the other reduction dimensions run outside
+// (the taps, with a stride's predicate on them tested once per tap). The vectors are added, then
+// their lanes, in a fixed order. A unit is the whole output when it fits (an edge filter's
+// gradient, 27 values): its reduction then runs in blocks of the outermost reduction dimension,
+// in parallel, whose sums are added in order. Otherwise a unit is `channels` of dimension 0 times
+// `positions` of dimension 1, and blocks of channels x rows run in parallel.
+void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t registers,
+                              int64_t positions) {
   Func output = stage.output;
   Func acc = stage.accumulator;
   int64_t outputs = 1;
   for (int64_t extent : stage.extents) outputs *= extent;
   const bool whole = outputs <= registers && stage.domain.dimensions() > 1;
-  const int64_t unit = whole ? outputs : stage.extents[0];
+  const bool tiled = !whole && stage.dims.size() == 4;
+  positions = tiled ? std::min(positions, stage.extents[1]) : 1;
+  const int64_t channels =
+      largest_divisor(stage.extents[0], std::max<int64_t>(registers / positions, 1));
+  const int64_t unit = whole ? outputs : channels * positions;
   const int64_t vectors = constant_extent(stage.domain, 0) / lanes;
   const int parts = int(largest_divisor(vectors, std::max<int64_t>(registers / unit, 1)));
   RVar rest("rest"), outer("lanes_o"), inner("lanes_i"), block_o("block_o"), block_i("block_i");
@@ -100,15 +108,29 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t re
     acc.compute_root().update().unroll(block_o);
     for (const Var& v : stage.acc_dims) acc.update().unroll(v);  // straight-line adds
     sums.compute_root();
-  } else if (stage.dims.size() == 4) {
-    parallel_rows(output, stage);
-    acc.compute_at(output, stage.dims[1]);
+  } else if (tiled) {
+    // Channel blocks outermost, so that the operand slice they read stays in cache over the rows.
+    Var co("c_o"), ci("c_i"), xo("x_o"), xi("x_i"), blocks("blocks");
+    const std::vector<Var>& d = stage.dims;
+    output.split(d[0], co, ci, int(channels))
+        .split(d[1], xo, xi, int(positions), TailStrategy::ShiftInwards)
+        .reorder(ci, xi, xo, d[2], d[3], co)
+        .fuse(d[2], d[3], blocks)
+        .fuse(blocks, co, blocks)
+        .parallel(blocks)
+        .unroll(ci)
+        .unroll(xi);
+    acc.compute_at(output, xo)
+        .bound_extent(stage.acc_dims[0], int(channels))
+        .bound_extent(stage.acc_dims[1], int(positions));
   } else {
     acc.compute_root();
   }
   // The accumulators: every output of the unit, times the parts, unrolled.
   const std::vector<Var> unrolled(stage.acc_dims.begin(),
-                                  whole ? stage.acc_dims.end() : stage.acc_dims.begin() + 1);
+                                  whole ? stage.acc_dims.end()
+                                        : stage.acc_dims.begin() + (tiled ? 2 : 1));
+  for (const Var& v : unrolled) acc.unroll(v);
   Func partial = sums.update().rfactor({{inner, lane}, {outer, part}});
   Var sum_lane("sum_lane");
   Func vector_sum = sums.update().rfactor(inner, sum_lane);  // the parts added as vectors
@@ -413,6 +435,10 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
        "an input read in another order than stored (backprop_input's filter): 1 = restaged "
        "whole, 2 = only packed per chunk by gathers, 0 = so when at most 2 spatial blocks share "
        "each channel block"},
+      {"reduction_vectors", 0, 1, 0,
+       "1 = a specialized kernel whose reduction's innermost dimension fills whole vectors "
+       "vectorizes it rather than the output channels: tiles of channels x tile_pixels positions "
+       "whose sums are added across lanes at the end, the operands read as stored (no restaging)"},
       {"reduction_chunk", 0, 1024, 0,
        "reduction steps (in-channels, or output columns) per pass over an accumulator block: the "
        "largest divisor of the extent up to this, or all of it times whole next dimensions "
@@ -444,7 +470,11 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   bool planar = false;  // vectors load the padded inputs along their dimension 1
   bool restage = true;  // the staged inputs
   bool restage_whole = true;
-  if (vectors > 0) {
+  if (vectors > 0 && knobs["reduction_vectors"] && reduction_lanes) {
+    // A tile of channels x positions, each sum a vector along the reduction: no restaging.
+    schedule_reduction_lanes(stage, lanes, vector_registers(target) - 4, knobs["tile_pixels"]);
+    restage = false;
+  } else if (vectors > 0) {
     const Blocking b = blocking(stage, knobs, vectors);
     schedule_register_tile(stage, lanes, b);
     restage_whole = b.restage_whole;
@@ -456,7 +486,7 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   } else if (reduction_lanes) {
     // Vectors along the reduction read its operands in their stored order: no restaging. Only
     // whole vectors: a remainder would be a scalar loop. All registers but 4 hold accumulators.
-    schedule_reduction_lanes(stage, lanes, vector_registers(target) - 4);
+    schedule_reduction_lanes(stage, lanes, vector_registers(target) - 4, 1);
     restage = false;
     planar = true;
   } else if (stage.dims.size() > 1 && !narrow(1)) {

@@ -1,6 +1,7 @@
 // convgen tune and the schedule database end to end: a tiny budget on a tiny layer produces a
 // valid database, which convgen generate consumes; a stale entry (knobs the schedule no longer
-// has) and a corrupt database are refused with a message and fall back to the defaults.
+// has) and a corrupt database are refused with a message and fall back to the defaults; a seeded
+// entry's schedule is checked against the reference.
 #include <catch2/catch.hpp>
 #include <string>
 
@@ -83,6 +84,42 @@ TEST_CASE("tune: a stale entry and a corrupt database fall back to the defaults"
   CHECK(corrupt.exit_code == 0);
   CHECK_THAT(corrupt.err, Catch::Contains("--schedules refused") &&
                               Catch::Contains("corrupt.json") && Catch::Contains("invalid JSON"));
+}
+
+TEST_CASE("tune: tiles of vectors along the reduction match the reference", "[cli][tune]") {
+  // Knob reduction_vectors: channels x positions, each sum a vector along the reduction (input
+  // channels of conv2d, output channels of backprop_input), on odd widths (the last tile shifted
+  // inwards) and with a stride's predicate. Tune checks every candidate against the reference.
+  const TempDir dir;
+  write_bytes(dir / "layers.json", R"({"layers": [
+    {"name": "odd_3x3", "N": 2, "H": 5, "W": 9, "C": 32, "K": 64, "R": 3, "S": 3,
+     "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]},
+    {"name": "s2_dil", "N": 1, "H": 9, "W": 11, "C": 32, "K": 64, "R": 3, "S": 2, "stride": 2,
+     "dilation_w": 2, "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]}]})");
+  const auto tune = [&](const std::string& db, const std::string& trials) {
+    return run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", db,
+                                     "--trials", trials, "--threads", "2", "--no-autoschedulers",
+                                     "--target", "host"});
+  };
+  const CommandResult probe = tune(dir / "probe.json", "1");
+  INFO(probe.out << probe.err);
+  REQUIRE(probe.exit_code == 0);
+  ScheduleDatabase db = ScheduleDatabase::read(dir / "probe.json");
+  REQUIRE(db.entries().size() == 4);
+  for (ScheduleEntry e : db.entries()) {
+    e.knobs = {{"reduction_vectors", 1}, {"tile_pixels", 3}};
+    db.put(e);
+  }
+  db.write(dir / "seeded.json");
+
+  const CommandResult seeded = tune(dir / "seeded.json", "2");  // the defaults, then the entry
+  INFO(seeded.out << seeded.err);
+  REQUIRE(seeded.exit_code == 0);
+  CHECK_THAT(seeded.out + seeded.err, Catch::Contains("odd_3x3 conv2d_backprop_input") &&
+                                          Catch::Contains("s2_dil conv2d: ") &&
+                                          Catch::Contains("reduction_vectors=1 tile_pixels=3: ") &&
+                                          !Catch::Contains("failed") &&
+                                          !Catch::Contains("WRONG"));
 }
 
 TEST_CASE("tune refuses bad options", "[cli][tune]") {
