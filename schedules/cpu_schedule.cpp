@@ -476,9 +476,12 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   bool planar = false;  // vectors load the padded inputs along their dimension 1
   bool restage = true;  // the staged inputs
   bool restage_whole = true;
+  // Vectors along the reduction read its operands in their stored order: no restaging. Only
+  // whole vectors: a remainder would be a scalar loop. All registers but 4 hold accumulators.
+  const int64_t accumulators = vector_registers(target) - 4;
   if (vectors > 0 && knobs["reduction_vectors"] && reduction_lanes) {
-    // A tile of channels x positions, each sum a vector along the reduction: no restaging.
-    schedule_reduction_lanes(stage, lanes, vector_registers(target) - 4, knobs["tile_pixels"]);
+    // A tile of channels x positions, each sum a vector along the reduction.
+    schedule_reduction_lanes(stage, lanes, accumulators, knobs["tile_pixels"]);
     restage = false;
   } else if (vectors > 0) {
     const Blocking b = blocking(stage, knobs, vectors);
@@ -490,9 +493,7 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
     schedule_tiles(stage, 0, lanes);
     pad_whole = false;
   } else if (reduction_lanes) {
-    // Vectors along the reduction read its operands in their stored order: no restaging. Only
-    // whole vectors: a remainder would be a scalar loop. All registers but 4 hold accumulators.
-    schedule_reduction_lanes(stage, lanes, vector_registers(target) - 4, 1);
+    schedule_reduction_lanes(stage, lanes, accumulators, 1);
     restage = false;
     planar = true;
   } else if (stage.dims.size() > 1 && !narrow(1)) {
