@@ -6,6 +6,20 @@ using Halide::Expr;
 using Halide::Func;
 using Halide::RDom;
 
+Halide::Region conv2d_input_window(const ConvExprs& g) {
+  const Expr col = input_col(g, 0, 0), row = input_row(g, 0, 0);
+  return {{col, input_col(g, g.out_w - 1, g.filter_w - 1) - col + 1},
+          {row, input_row(g, g.out_h - 1, g.filter_h - 1) - row + 1}};
+}
+
+Halide::Region backprop_input_window(const ConvExprs& g) {
+  // The same indices as conv2d_backprop_input's, at the ends of their ranges (Halide's / floors).
+  const Expr col = (g.pad_left - (g.filter_w - 1) * g.dilation_w) / g.stride_w;
+  const Expr row = (g.pad_top - (g.filter_h - 1) * g.dilation_h) / g.stride_h;
+  return {{col, (g.in_w - 1 + g.pad_left) / g.stride_w - col + 1},
+          {row, (g.in_h - 1 + g.pad_top) / g.stride_h - row + 1}};
+}
+
 Reduction conv2d(const ConvVars& v, const ConvExprs& g, const Func& input, const Func& filter,
                  const Func& bias) {
   // Channels innermost, then filter columns, then rows: the order both layouts store them in.

@@ -45,6 +45,12 @@ inline Halide::Expr input_col(const ConvExprs& g, const Halide::Expr& j, const H
   return j * g.stride_w + s * g.dilation_w - g.pad_left;
 }
 
+// The columns and rows of its activation operand that a reduction reads, as {min, extent}: the
+// input's for conv2d and conv2d_backprop_filter, dY's for conv2d_backprop_input (taps off the
+// stride's grid included). Where both lie inside the tensor, it needs no zero padding.
+Halide::Region conv2d_input_window(const ConvExprs& g);
+Halide::Region backprop_input_window(const ConvExprs& g);
+
 // Y(k, x, y, n) = bias(k) + sum over (c, s, r) of X(c, x*sw + s*dw - pl, y*sh + r*dh - pt, n) * W(k, c, s, r).
 // `input` must read as zero outside the input (see zero_padded()).
 Reduction conv2d(const ConvVars& v, const ConvExprs& g, const Halide::Func& input,

@@ -18,7 +18,8 @@ class Conv2DBackpropFilter : public ConvGenerator<Conv2DBackpropFilter> {
     with_input_side(g, input);
     with_output_side(g, out_backprop);
     const Halide::Func dy = canonical(operand(out_backprop));
-    const Halide::Func x = zero_padded(canonical(input), input, Tensor::input);
+    const Halide::Func x = zero_padded(canonical(input), input, Tensor::input,
+                                         conv2d_input_window);
     const Reduction dw = conv2d_backprop_filter(vars, g, x, dy);
     const Reduction db = bias_gradient(vars, g, dy);
     const ConvVars& v = vars;

@@ -20,7 +20,8 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     const ConvVars& v = vars;
     Halide::Func staged_filter("staged_filter");
     staged_filter(v.k, v.c, v.s, v.r) = operand(filter)(v.k, v.c, v.s, v.r);
-    const Halide::Func dy = zero_padded(canonical(out_backprop), out_backprop, Tensor::output);
+    const Halide::Func dy = zero_padded(canonical(out_backprop), out_backprop, Tensor::output,
+                                          backprop_input_window);
     const Reduction dx = conv2d_backprop_input(vars, g, dy, staged_filter);
     define_activation_output(output, dx.func);
     require(filter, Tensor::filter);

@@ -157,17 +157,40 @@ class ConvGenerator : public Halide::Generator<T> {
   // The kernel's tensors.
   enum class Tensor { input, output, filter, bias };
 
-  // `a` extended with zeros outside the canonical extents of buffer `b`. The schedule may compute
-  // it once, whole (ReductionStage::padded).
+  // `a` extended with zeros outside the canonical extents of buffer `b`, for a reduction that
+  // reads the columns and rows `window` gives (conv2d_algorithm.h). The schedule may compute it
+  // once, whole (ReductionStage::padded). A specialized kernel whose window lies inside `b` (a
+  // VALID 1x1 layer) reads `b` in place instead, clamped to its edges: only outputs that a tile
+  // computes past the output's edges, and discards, read a clamped value.
   template <typename Buffer>
-  Halide::Func zero_padded(const Halide::Func& a, const Buffer& b, Tensor tensor) {
+  Halide::Func zero_padded(const Halide::Func& a, const Buffer& b, Tensor tensor,
+                           Halide::Region (*window)(const ConvExprs&)) {
     auto [c, w, h, n] = canonical_extents(b, data_format);
-    Halide::Func padded =
-        Halide::BoundaryConditions::constant_exterior(a, 0.0f, {{0, c}, {0, w}, {0, h}, {0, n}});
+    const Halide::Region bounds = {{0, c}, {0, w}, {0, h}, {0, n}};
     const std::vector<int64_t> extents = known_extents(tensor);
-    const int64_t channels = extents.empty() ? 0 : extents[data_format == DataFormat::NHWC ? 0 : 2];
+    if (extents.empty()) return pad(a, bounds, 0);
+    const bool nhwc = data_format == DataFormat::NHWC;
+    const int64_t width = extents[nhwc ? 1 : 0], height = extents[nhwc ? 2 : 1];
+    const Halide::Region read = window(geometry());  // all constants
+    if (inside(read[0], width) && inside(read[1], height)) {
+      return Halide::BoundaryConditions::repeat_edge(a, bounds);
+    }
+    return pad(a, bounds, extents[nhwc ? 0 : 2]);
+  }
+
+  // `a` with zeros outside `bounds`, to compute once whole; `channels` is its innermost extent when
+  // known, else 0.
+  Halide::Func pad(const Halide::Func& a, const Halide::Region& bounds, int64_t channels) {
+    Halide::Func padded = Halide::BoundaryConditions::constant_exterior(a, 0.0f, bounds);
     padded_.push_back({padded, padded.args(), channels});
     return padded;
+  }
+
+  // Whether constant range `r` lies inside [0, extent).
+  static bool inside(const Halide::Range& r, int64_t extent) {
+    const int64_t* min = Halide::Internal::as_const_int(Halide::Internal::simplify(r.min));
+    const int64_t* size = Halide::Internal::as_const_int(Halide::Internal::simplify(r.extent));
+    return min && size && *min >= 0 && *min + *size <= extent;
   }
 
   // The buffers' contract with the runtime: whole, dense tensors starting at coordinate 0. A
