@@ -31,11 +31,16 @@ int64_t largest_divisor(int64_t extent, int64_t limit) {
 }
 
 // Parallel over the outermost two dimensions of a 4-d output (height and batch, or the filter's
-// rows and columns), which are independent units of work. Returns the fused loop.
-Var parallel_rows(Func output, const ReductionStage& stage) {
+// rows and columns), which are independent units of work, in at most kTasks tasks of whole rows:
+// the thread pool hands out one task at a time under a lock, which a narrow output's rows (the
+// edge layer's, 2 µs of work each) would make the bottleneck.
+void parallel_rows(Func output, const ReductionStage& stage) {
+  constexpr int kTasks = 32;
+  const Halide::OutputImageParam out = output.output_buffer();
+  const Halide::Expr rows_extent = out.dim(2).extent() * out.dim(3).extent();
   Var rows("rows");
-  output.fuse(stage.dims[2], stage.dims[3], rows).parallel(rows);
-  return rows;
+  output.fuse(stage.dims[2], stage.dims[3], rows)
+      .parallel(rows, Halide::max(rows_extent / kTasks, 1), TailStrategy::ShiftInwards);
 }
 
 // Vectors along output dimension `vd` (0 or 1); the accumulator holds one tile of them.
