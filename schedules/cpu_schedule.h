@@ -30,6 +30,7 @@ struct ReductionStage {
   std::vector<Staged> staged;         // inputs to restage before the reduction runs
   // Inputs extended with zeros past their edges (BoundaryConditions::constant_exterior): a schedule
   // may compute them once, whole with their border, so that the reduction reads them unchecked.
+  // (A specialized kernel whose reads stay inside an input reads it in place and has none.)
   std::vector<Staged> padded;
   // The input the register tile loads as vectors along dimension 0 (the filter, or the output
   // gradient of a filter gradient), the dimension it loads them along first; func undefined when
