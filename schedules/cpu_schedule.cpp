@@ -200,9 +200,9 @@ struct Blocking {
 // memory once per block instead of once per tile. Positions past the end of dimensions 1 and 2 are
 // computed and discarded (their reads land in zero padding or clamped rows), so tiles are whole.
 //
-// Measured (convgen bench, Intel Xeon with AVX-512, 2 threads, peak FMA throughput 272 GFLOP/s,
-// the schedule database's knobs): the 3x3 layers of bench/layers.json run at 71-152 GFLOP/s
-// (26-56% of peak), the 1x1 layers at 60-132 (22-49%); 0.53-1.02x oneDNN's best.
+// Measured (convgen bench, Intel Xeon with AVX-512, 2 threads, peak FMA throughput 312 GFLOP/s,
+// the schedule database's knobs): the 3x3 layers of bench/layers.json run at 79-200 GFLOP/s
+// (25-64% of peak), 0.51-0.95x oneDNN's best; the 1x1 layers at 77-158 (25-51%), 0.66-0.86x.
 void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocking& b) {
   Func output = stage.output;
   Func acc = stage.accumulator;
