@@ -180,6 +180,12 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t re
   }
 }
 
+// Whether `staged` is the input the register tile loads as vectors.
+bool is_vector_operand(const ReductionStage& stage, const Staged& staged) {
+  return stage.vector_operand.func.defined() &&
+         staged.func.name() == stage.vector_operand.func.name();
+}
+
 // How a specialized kernel blocks its work: a register tile of `vectors` vectors of channels
 // (dimension 0) times `pixels` positions of dimension 1, and an accumulator block of `block_x` x
 // `block_y` positions of dimensions 1 and 2 that the reduction runs over in chunks of `chunk` steps
@@ -188,7 +194,8 @@ struct Blocking {
   int vectors, pixels, block_x, block_y, chunk;
   int chunk_dims;      // when the chunk is all of the innermost reduction dimension: how many
                        // of the next ones it spans as well
-  bool restage_whole;  // restage inputs whole (Staged), rather than as each chunk's packed slice
+  bool restage_whole;    // restage inputs whole (Staged), rather than as each chunk's packed slice
+  bool transpose_packs;  // pack a restaged input's slices by in-register transposes, not gathers
 };
 
 // The register tile of a specialized kernel, accumulated over blocks. Per reduction step, the tile
@@ -258,7 +265,10 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   update.reorder(order);
   // The slice of the vector operand that one chunk reads (one tap's, or one row's) is copied
   // into a dense buffer first: in place, its rows lie a whole dimension apart, often a multiple
-  // of 4 KiB, and would evict each other from the L1 cache's sets.
+  // of 4 KiB, and would evict each other from the L1 cache's sets. A restaged operand (read in
+  // another order than stored) is packed by gathers, or in blocks of lanes x lanes read along
+  // the dimension it is stored along and transposed in registers (the block transpose of
+  // Halide's performance tests).
   if (stage.vector_operand.func.defined()) {
     const std::vector<Var>& storage = stage.vector_operand.storage;
     Func slice = Func(stage.vector_operand.func).in(acc);
@@ -270,8 +280,22 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
       slice.compute_at(acc, stage.domain[outer]);
     }
     slice.reorder_storage(storage)
-        .reorder(std::vector<VarOrRVar>(storage.begin(), storage.end()))
-        .vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
+        .reorder(std::vector<VarOrRVar>(storage.begin(), storage.end()));
+    const bool restaged =
+        std::any_of(stage.staged.begin(), stage.staged.end(),
+                    [&](const Staged& staged) { return is_vector_operand(stage, staged); });
+    if (b.transpose_packs && restaged) {
+      Var ci("pack_c"), ki("pack_k");
+      slice.tile(storage[0], storage[1], ci, ki, lanes, lanes, TailStrategy::GuardWithIf)
+          .vectorize(ci)
+          .unroll(ki);
+      Func block = Func(stage.vector_operand.func).in(slice);  // args innermost-first as stored
+      block.compute_at(slice, storage[0])
+          .vectorize(block.args()[0], lanes, TailStrategy::GuardWithIf)  // a chunk's tail
+          .unroll(block.args()[1], lanes, TailStrategy::GuardWithIf);
+    } else {
+      slice.vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
+    }
   }
 }
 
@@ -281,7 +305,7 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // most 64 steps. Blocks divide dimension 2 exactly (in NCHW it holds the channels, which a tile
 // must not overrun).
 Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int vectors) {
-  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0, 0, true};
+  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0, 0, true, false};
   const int64_t width = stage.extents[1], height = stage.extents[2];
   b.pixels = int(std::min<int64_t>(b.pixels, width));
   const int64_t tiles = knobs["block_tiles"] ? knobs["block_tiles"] : ceil_div(width, b.pixels);
@@ -297,11 +321,12 @@ Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int vect
     steps *= constant_extent(stage.domain, r);
     b.chunk_dims++;
   }
-  // A restaged input read in another order than stored (backprop_input's filter) is packed by
-  // gathers: cheap when each channel block has few spatial blocks to pack it for, else better
+  // A restaged input read in another order than stored (backprop_input's filter) is packed per
+  // chunk: cheap when each channel block has few spatial blocks to pack it for, else better
   // restaged once, whole.
   const int64_t blocks = ceil_div(width, b.block_x) * (height / b.block_y) * stage.extents[3];
   b.restage_whole = knobs["restage"] ? knobs["restage"] == 1 : blocks > 2;
+  b.transpose_packs = knobs["restage"] == 3;
   return b;
 }
 
@@ -442,10 +467,10 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
       {"block_rows", 0, 64, 0,
        "accumulator block of a specialized kernel: positions along dimension 2, the largest "
        "divisor of its extent up to this (0 = enough for 96 positions)"},
-      {"restage", 0, 2, 0,
+      {"restage", 0, 3, 0,
        "an input read in another order than stored (backprop_input's filter): 1 = restaged "
-       "whole, 2 = only packed per chunk by gathers, 0 = so when at most 2 spatial blocks share "
-       "each channel block"},
+       "whole, 2 = only packed per chunk, by gathers, 3 = by transposes of lanes x lanes blocks "
+       "in registers, 0 = 2 when at most 2 spatial blocks share each channel block, else 1"},
       {"reduction_vectors", 0, 1, 0,
        "1 = a specialized kernel whose reduction's innermost dimension fills whole vectors "
        "vectorizes it rather than the output channels: tiles of channels x tile_pixels positions "
@@ -514,8 +539,7 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   for (const Staged& staged : stage.staged) {
     // A register tile packs the slices of its vector operand as it goes, from the input as
     // stored when it is not restaged whole.
-    const bool packed_only = !restage_whole && stage.vector_operand.func.defined() &&
-                             staged.func.name() == stage.vector_operand.func.name();
+    const bool packed_only = !restage_whole && is_vector_operand(stage, staged);
     if (restage && !packed_only) compute_whole(staged, lanes, false);
   }
 }

@@ -3,7 +3,10 @@
 // has) and a corrupt database are refused with a message and fall back to the defaults; a seeded
 // entry's schedule is checked against the reference.
 #include <catch2/catch.hpp>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cli_helpers.h"
 #include "convgen/schedule_db.h"
@@ -86,16 +89,21 @@ TEST_CASE("tune: a stale entry and a corrupt database fall back to the defaults"
                               Catch::Contains("corrupt.json") && Catch::Contains("invalid JSON"));
 }
 
-TEST_CASE("tune: tiles of vectors along the reduction match the reference", "[cli][tune]") {
-  // Knob reduction_vectors: channels x positions, each sum a vector along the reduction (input
-  // channels of conv2d, output channels of backprop_input), on odd widths (the last tile shifted
-  // inwards) and with a stride's predicate. Tune checks every candidate against the reference.
+TEST_CASE("tune: knob schedules off the default paths match the reference", "[cli][tune]") {
+  // Tune checks every candidate against the reference. Seeded here:
+  // - reduction_vectors: channels x positions, each sum a vector along the reduction (input
+  //   channels of conv2d, output channels of backprop_input), on odd widths (the last tile
+  //   shifted inwards) and with a stride's predicate;
+  // - restage=3: backprop_input's filter packed per chunk by in-register transposes of
+  //   lanes x lanes blocks, also where the chunk (24 output channels) is not a whole block.
   const TempDir dir;
   write_bytes(dir / "layers.json", R"({"layers": [
     {"name": "odd_3x3", "N": 2, "H": 5, "W": 9, "C": 32, "K": 64, "R": 3, "S": 3,
      "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]},
     {"name": "s2_dil", "N": 1, "H": 9, "W": 11, "C": 32, "K": 64, "R": 3, "S": 2, "stride": 2,
-     "dilation_w": 2, "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]}]})");
+     "dilation_w": 2, "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]},
+    {"name": "k24", "N": 1, "H": 6, "W": 7, "C": 16, "K": 24, "R": 3, "S": 3,
+     "padding": "SAME", "ops": ["conv2d_backprop_input"]}]})");
   const auto tune = [&](const std::string& db, const std::string& trials) {
     return run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", db,
                                      "--trials", trials, "--threads", "2", "--no-autoschedulers",
@@ -104,22 +112,28 @@ TEST_CASE("tune: tiles of vectors along the reduction match the reference", "[cl
   const CommandResult probe = tune(dir / "probe.json", "1");
   INFO(probe.out << probe.err);
   REQUIRE(probe.exit_code == 0);
-  ScheduleDatabase db = ScheduleDatabase::read(dir / "probe.json");
-  REQUIRE(db.entries().size() == 4);
-  for (ScheduleEntry e : db.entries()) {
-    e.knobs = {{"reduction_vectors", 1}, {"tile_pixels", 3}};
-    db.put(e);
+  const ScheduleDatabase probed = ScheduleDatabase::read(dir / "probe.json");
+  REQUIRE(probed.entries().size() == 5);
+  const std::vector<std::pair<std::map<std::string, int>, std::string>> seeds = {
+      {{{"reduction_vectors", 1}, {"tile_pixels", 3}}, "reduction_vectors=1 tile_pixels=3: "},
+      {{{"restage", 3}}, "restage=3: "}};
+  for (const auto& [knobs, described] : seeds) {
+    ScheduleDatabase db = probed;
+    for (ScheduleEntry e : db.entries()) {
+      e.knobs = knobs;
+      db.put(e);
+    }
+    db.write(dir / "seeded.json");
+    const CommandResult seeded = tune(dir / "seeded.json", "2");  // the defaults, then the entry
+    INFO(seeded.out << seeded.err);
+    REQUIRE(seeded.exit_code == 0);
+    CHECK_THAT(seeded.out + seeded.err, Catch::Contains("odd_3x3 conv2d_backprop_input") &&
+                                            Catch::Contains("s2_dil conv2d: ") &&
+                                            Catch::Contains("k24 conv2d_backprop_input: ") &&
+                                            Catch::Contains(described) &&
+                                            !Catch::Contains("failed") &&
+                                            !Catch::Contains("WRONG"));
   }
-  db.write(dir / "seeded.json");
-
-  const CommandResult seeded = tune(dir / "seeded.json", "2");  // the defaults, then the entry
-  INFO(seeded.out << seeded.err);
-  REQUIRE(seeded.exit_code == 0);
-  CHECK_THAT(seeded.out + seeded.err, Catch::Contains("odd_3x3 conv2d_backprop_input") &&
-                                          Catch::Contains("s2_dil conv2d: ") &&
-                                          Catch::Contains("reduction_vectors=1 tile_pixels=3: ") &&
-                                          !Catch::Contains("failed") &&
-                                          !Catch::Contains("WRONG"));
 }
 
 TEST_CASE("tune refuses bad options", "[cli][tune]") {
