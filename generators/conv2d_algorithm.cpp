@@ -41,13 +41,17 @@ Reduction conv2d_backprop_input(const ConvVars& v, const ConvExprs& g, const Fun
   // negative numerators are handled exactly. With unit strides (a constant 1) every tap does, and
   // the reduction is a dense convolution of the zero-padded gradient.
   Expr on_grid = col % g.stride_w == 0 && row % g.stride_h == 0;
-  if (!Halide::Internal::is_const_one(Halide::Internal::simplify(on_grid))) rd.where(on_grid);
+  std::vector<Expr> period;
+  if (!Halide::Internal::is_const_one(Halide::Internal::simplify(on_grid))) {
+    rd.where(on_grid);
+    period = {1, g.stride_w, g.stride_h, 1};
+  }
 
   Func acc("conv2d_backprop_input_acc");
   acc(v.c, v.x, v.y, v.n) = 0.0f;
   acc(v.c, v.x, v.y, v.n) +=
       out_grad(rd.x, col / g.stride_w, row / g.stride_h, v.n) * filter(rd.x, v.c, rd.y, rd.z);
-  return {acc, rd};
+  return {acc, rd, period};
 }
 
 Reduction conv2d_backprop_filter(const ConvVars& v, const ConvExprs& g, const Func& input,

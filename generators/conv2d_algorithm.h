@@ -7,6 +7,8 @@
 // loops run (schedules/). Nothing in this file knows about a target.
 #pragma once
 
+#include <vector>
+
 #include "Halide.h"
 
 namespace convgen {
@@ -35,6 +37,10 @@ struct ConvVars {
 struct Reduction {
   Halide::Func func;
   Halide::RDom domain;
+  // Per pure var of `func`, the period with which the domain's predicate repeats along it
+  // (backprop_input's strides along x and y); empty when the domain has no predicate. A tile of
+  // positions that share a phase takes the same taps, so it tests the predicate once per tap.
+  std::vector<Halide::Expr> period;
 };
 
 // The input row (column) that output row i (column j) reads through filter tap r (s).

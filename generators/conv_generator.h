@@ -8,6 +8,7 @@
 // counts and bounds checks fold away. The runtime calls it only for that exact geometry.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <stdexcept>
@@ -240,9 +241,10 @@ class ConvGenerator : public Halide::Generator<T> {
     }
     // The zero-padded inputs go with the first output scheduled (the one whose reduction reads
     // them: a filter gradient's, not the bias gradient's after it).
-    const schedules::ReductionStage stage{out,    out_dims, known_extents(tensor), a.func,
-                                          a_dims, a.domain, staged,   std::move(padded_),
-                                          vector_operand, std::move(common_case_)};
+    const schedules::ReductionStage stage{
+        out,    out_dims,       known_extents(tensor),   a.func,         a_dims,
+        a.domain, staged,       std::move(padded_),      vector_operand, std::move(common_case_),
+        constant_period(a, a_dims)};
     padded_.clear();
     common_case_.clear();
     const Halide::Target target = this->get_target();
@@ -264,6 +266,21 @@ class ConvGenerator : public Halide::Generator<T> {
     } else {
       schedules::schedule_cpu(stage, target, knobs);
     }
+  }
+
+  // Reduction `a`'s period along each of `dims` (its vars, reordered), when all are constants.
+  static std::vector<int64_t> constant_period(const Reduction& a, const std::vector<Halide::Var>& dims) {
+    std::vector<int64_t> period;
+    if (a.period.empty()) return period;
+    const std::vector<Halide::Var> args = a.func.args();
+    for (const Halide::Var& d : dims) {
+      const auto arg = std::find_if(args.begin(), args.end(),
+                                    [&](const Halide::Var& v) { return v.same_as(d); });
+      const int64_t* p = Halide::Internal::as_const_int(a.period[size_t(arg - args.begin())]);
+      if (!p) return {};
+      period.push_back(*p);
+    }
+    return period;
   }
 
   // The scalar inputs' estimates for an autoscheduler: a specialized kernel's own values.

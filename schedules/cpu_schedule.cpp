@@ -192,6 +192,8 @@ bool is_vector_operand(const ReductionStage& stage, const Staged& staged) {
 // of its innermost dimension.
 struct Blocking {
   int vectors, pixels, block_x, block_y, chunk;
+  int phase_x, phase_y;  // a register tile's positions are phase_x apart, of one phase; its rows
+                         // run in phase_y phases (1: dense)
   int chunk_dims;      // when the chunk is all of the innermost reduction dimension: how many
                        // of the next ones it spans as well
   bool restage_whole;    // restage inputs whole (Staged), rather than as each chunk's packed slice
@@ -230,8 +232,9 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
       .fuse(blocks, d[3], blocks)
       .parallel(blocks);
   if (whole) {
-    output.split(xi, xt, xi, b.pixels, TailStrategy::GuardWithIf).reorder(ci, xi, yi, xt);
-    acc.compute_at(output, yi).bound_extent(stage.acc_dims[1], b.pixels);
+    const int span = b.pixels * b.phase_x;
+    output.split(xi, xt, xi, span, TailStrategy::GuardWithIf).reorder(ci, xi, yi, xt);
+    acc.compute_at(output, yi).bound_extent(stage.acc_dims[1], span);
   } else {
     acc.compute_at(output, xo)
         .bound_extent(stage.acc_dims[1], b.block_x)
@@ -244,11 +247,24 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   Var aco("acc_c_o"), aci("acc_c_i"), axo("acc_x_o"), axi("acc_x_i");
   acc.split(ac, aco, aci, lanes).vectorize(aci).unroll(aco);
   Halide::Stage update = acc.update();
-  update.split(ac, aco, aci, lanes)
-      .vectorize(aci)
-      .unroll(aco)
-      .split(ax, axo, axi, b.pixels)
-      .unroll(axi);
+  update.split(ac, aco, aci, lanes).vectorize(aci).unroll(aco);
+  // Positions of one phase of a periodic predicate (a stride's grid) make up each tile, and the
+  // phases run outside the tiles: every position of a tile takes the same taps, so the predicate
+  // is tested once per tap and chunk, not per position and step.
+  Var axq("acc_x_q"), axp("acc_x_p"), ayq("acc_y_q"), ayp("acc_y_p");
+  std::vector<VarOrRVar> phases;
+  VarOrRVar x_tiles = ax, rows = ay;
+  if (b.phase_x > 1) {
+    update.split(ax, axq, axp, b.phase_x);
+    x_tiles = axq;
+    phases.emplace_back(axp);
+  }
+  if (b.phase_y > 1 && !whole) {  // a whole chunk's tiles are single rows
+    update.split(ay, ayq, ayp, b.phase_y);
+    rows = ayq;
+    phases.emplace_back(ayp);
+  }
+  update.split(x_tiles, axo, axi, b.pixels).unroll(axi);
   // Inside the tile's loops, the chunk: part of the innermost reduction dimension, or all of it
   // and of the next chunk_dims.
   std::vector<VarOrRVar> order = {aci, aco, axi};
@@ -256,10 +272,13 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   const int outer = b.chunk_dims + 1;  // the first reduction dimension outside the block's tiles
   if (b.chunk < constant_extent(stage.domain, 0)) {
     update.split(stage.domain[0], rko, rki, b.chunk);
-    order.insert(order.end(), {rki, axo, ay, rko});
+    order.insert(order.end(), {rki, axo, rows});
+    order.insert(order.end(), phases.begin(), phases.end());
+    order.emplace_back(rko);
   } else {
     for (int r = 0; r < outer; r++) order.emplace_back(stage.domain[r]);
-    order.insert(order.end(), {axo, ay});
+    order.insert(order.end(), {axo, rows});
+    order.insert(order.end(), phases.begin(), phases.end());
   }
   for (int r = outer; r < dims; r++) order.emplace_back(stage.domain[r]);
   update.reorder(order);
@@ -305,13 +324,19 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // most 64 steps. Blocks divide dimension 2 exactly (in NCHW it holds the channels, which a tile
 // must not overrun).
 Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int vectors) {
-  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0, 0, true, false};
+  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0, 1, 1, 0, true, false};
   const int64_t width = stage.extents[1], height = stage.extents[2];
-  b.pixels = int(std::min<int64_t>(b.pixels, width));
-  const int64_t tiles = knobs["block_tiles"] ? knobs["block_tiles"] : ceil_div(width, b.pixels);
-  b.block_x = int(std::min(ceil_to(width, b.pixels), tiles * b.pixels));
+  if (!stage.period.empty()) b.phase_x = int(stage.period[1]);
+  b.pixels = int(std::min<int64_t>(b.pixels, ceil_div(width, b.phase_x)));
+  const int64_t span = int64_t(b.pixels) * b.phase_x;  // a tile's positions, over its phases
+  const int64_t tiles = knobs["block_tiles"] ? knobs["block_tiles"] : ceil_div(width, span);
+  b.block_x = int(std::min(ceil_to(width, span), tiles * span));
   const int64_t rows = knobs["block_rows"] ? knobs["block_rows"] : ceil_div(96, b.block_x);
   b.block_y = int(largest_divisor(height, rows));
+  if (!stage.period.empty() && height % stage.period[2] == 0) {  // blocks of whole phases
+    b.phase_y = int(stage.period[2]);
+    b.block_y = int(largest_divisor(height / b.phase_y, ceil_div(rows, b.phase_y)) * b.phase_y);
+  }
   const int64_t limit = knobs["reduction_chunk"] ? knobs["reduction_chunk"] : 64;
   int64_t steps = constant_extent(stage.domain, 0);
   b.chunk = int(largest_divisor(steps, limit));

@@ -40,6 +40,9 @@ struct ReductionStage {
   // which the reduction simplifies (backprop_input's unit strides drop its predicate): the
   // schedule compiles the reduction once more for when they all hold.
   std::vector<Halide::Expr> common_case;
+  // Per var of acc_dims, the constant period with which the reduction's predicate repeats along
+  // it (Reduction::period); empty when it has none, or when the period is known only at run time.
+  std::vector<int64_t> period;
 };
 
 // The knobs of the CPU schedule, with their ranges and defaults for `target`.

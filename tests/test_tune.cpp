@@ -95,7 +95,11 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
   //   channels of conv2d, output channels of backprop_input), on odd widths (the last tile
   //   shifted inwards) and with a stride's predicate;
   // - restage=3: backprop_input's filter packed per chunk by in-register transposes of
-  //   lanes x lanes blocks, also where the chunk (24 output channels) is not a whole block.
+  //   lanes x lanes blocks, also where the chunk (24 output channels) is not a whole block;
+  // - reduction_chunk=1024: one chunk for the whole reduction, each tile's sums straight from
+  //   registers to the output.
+  // backprop_input with stride 2 tiles positions of one phase, across blocks of rows in phases
+  // where the height is even (s2_rows) and of single rows where it is odd (s2_dil).
   const TempDir dir;
   write_bytes(dir / "layers.json", R"({"layers": [
     {"name": "odd_3x3", "N": 2, "H": 5, "W": 9, "C": 32, "K": 64, "R": 3, "S": 3,
@@ -103,7 +107,9 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
     {"name": "s2_dil", "N": 1, "H": 9, "W": 11, "C": 32, "K": 64, "R": 3, "S": 2, "stride": 2,
      "dilation_w": 2, "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]},
     {"name": "k24", "N": 1, "H": 6, "W": 7, "C": 16, "K": 24, "R": 3, "S": 3,
-     "padding": "SAME", "ops": ["conv2d_backprop_input"]}]})");
+     "padding": "SAME", "ops": ["conv2d_backprop_input"]},
+    {"name": "s2_rows", "N": 1, "H": 10, "W": 13, "C": 32, "K": 48, "R": 3, "S": 3,
+     "stride": 2, "padding": "SAME", "ops": ["conv2d_backprop_input"]}]})");
   const auto tune = [&](const std::string& db, const std::string& trials) {
     return run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", db,
                                      "--trials", trials, "--threads", "2", "--no-autoschedulers",
@@ -113,10 +119,11 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
   INFO(probe.out << probe.err);
   REQUIRE(probe.exit_code == 0);
   const ScheduleDatabase probed = ScheduleDatabase::read(dir / "probe.json");
-  REQUIRE(probed.entries().size() == 5);
+  REQUIRE(probed.entries().size() == 6);
   const std::vector<std::pair<std::map<std::string, int>, std::string>> seeds = {
       {{{"reduction_vectors", 1}, {"tile_pixels", 3}}, "reduction_vectors=1 tile_pixels=3: "},
-      {{{"restage", 3}}, "restage=3: "}};
+      {{{"restage", 3}}, "restage=3: "},
+      {{{"reduction_chunk", 1024}}, "reduction_chunk=1024: "}};
   for (const auto& [knobs, described] : seeds) {
     ScheduleDatabase db = probed;
     for (ScheduleEntry e : db.entries()) {
@@ -130,6 +137,7 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
     CHECK_THAT(seeded.out + seeded.err, Catch::Contains("odd_3x3 conv2d_backprop_input") &&
                                             Catch::Contains("s2_dil conv2d: ") &&
                                             Catch::Contains("k24 conv2d_backprop_input: ") &&
+                                            Catch::Contains("s2_rows conv2d_backprop_input: ") &&
                                             Catch::Contains(described) &&
                                             !Catch::Contains("failed") &&
                                             !Catch::Contains("WRONG"));
