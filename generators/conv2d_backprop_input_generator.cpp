@@ -31,7 +31,8 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     // The schedule. With unit strides (most layers) the reduction has no predicate.
     common_case(stride_w == 1);
     common_case(stride_h == 1);
-    const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}};
+    const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}, 0,
+                                    filter.dim(0).extent() * filter.dim(1).extent()};
     schedule_activation_output(output, Tensor::input, dx, along_c, {along_c});
   }
 };

@@ -183,7 +183,7 @@ class ConvGenerator : public Halide::Generator<T> {
   // known, else 0.
   Halide::Func pad(const Halide::Func& a, const Halide::Region& bounds, int64_t channels) {
     Halide::Func padded = Halide::BoundaryConditions::constant_exterior(a, 0.0f, bounds);
-    padded_.push_back({padded, padded.args(), channels});
+    padded_.push_back({padded, padded.args(), channels, bounds[0].extent * bounds[1].extent});
     return padded;
   }
 

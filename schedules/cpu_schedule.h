@@ -17,6 +17,10 @@ struct Staged {
   Halide::Func func;
   std::vector<Halide::Var> storage;
   int64_t inner_extent = 0;  // the extent of storage[0] when a specialized kernel knows it, else 0
+  // The elements of one row (storage[0] x storage[1]); undefined when unknown. Computed whole,
+  // rows go to parallel tasks of about kTaskElements elements, not one each.
+  Halide::Expr row_elements;
+  static constexpr int kTaskElements = 16384;
 };
 
 // One reduction stage and the kernel output it feeds.
