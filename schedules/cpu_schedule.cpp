@@ -1,6 +1,7 @@
 #include "cpu_schedule.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 namespace convgen::schedules {
@@ -33,43 +34,92 @@ int64_t largest_divisor(int64_t extent, int64_t limit) {
 // Parallel over the outermost two dimensions of a 4-d output (height and batch, or the filter's
 // rows and columns), which are independent units of work, in at most kTasks tasks of whole rows:
 // the thread pool hands out one task at a time under a lock, which a narrow output's rows (the
-// edge layer's, 2 µs of work each) would make the bottleneck.
-void parallel_rows(Func output, const ReductionStage& stage) {
+// edge layer's, 2 µs of work each) would make the bottleneck. A task's rows lie in one image,
+// so that what is computed per task covers just their rows. Returns the tasks' loop.
+Var parallel_rows(Func output, const ReductionStage& stage) {
   constexpr int kTasks = 32;
   const Halide::OutputImageParam out = output.output_buffer();
-  const Halide::Expr rows_extent = out.dim(2).extent() * out.dim(3).extent();
-  Var rows("rows");
-  output.fuse(stage.dims[2], stage.dims[3], rows)
-      .parallel(rows, Halide::max(rows_extent / kTasks, 1), TailStrategy::ShiftInwards);
+  const Halide::Expr height = out.dim(2).extent();
+  const Halide::Expr rows = Halide::clamp(height * out.dim(3).extent() / kTasks, 1, height);
+  Var task("task"), row("row");
+  output.split(stage.dims[2], task, row, rows, TailStrategy::ShiftInwards)
+      .fuse(task, stage.dims[3], task)
+      .parallel(task);
+  return task;
 }
 
-// Vectors along output dimension `vd` (0 or 1); the accumulator holds one tile of them.
-void schedule_tiles(const ReductionStage& stage, size_t vd, int lanes) {
+// Guarded vectors of channels (dimension 0), one row of them per accumulator.
+void schedule_channel_vectors(const ReductionStage& stage, int lanes) {
   Func output = stage.output;
   Func acc = stage.accumulator;
   Var vo("v_o"), vi("v_i");
-  output.split(stage.dims[vd], vo, vi, lanes, TailStrategy::GuardWithIf).vectorize(vi);
+  output.split(stage.dims[0], vo, vi, lanes, TailStrategy::GuardWithIf).vectorize(vi);
   const bool four_d = stage.dims.size() == 4;
-  if (vd == 1) output.reorder(vi, stage.dims[0], vo);
   if (four_d) parallel_rows(output, stage);
-  acc.compute_at(output, vd == 0 && four_d ? stage.dims[1] : vo);
+  acc.compute_at(output, four_d ? stage.dims[1] : vo);
 
-  acc.vectorize(stage.acc_dims[vd], lanes, TailStrategy::GuardWithIf);
+  acc.vectorize(stage.acc_dims[0], lanes, TailStrategy::GuardWithIf);
   Var ao("acc_o"), ai("acc_i");
   std::vector<VarOrRVar> order = {ai};
-  if (vd == 1) order.emplace_back(stage.acc_dims[0]);  // the narrow dimension, kept in registers
   for (int d = 0; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
   order.emplace_back(ao);
   acc.update()
-      .split(stage.acc_dims[vd], ao, ai, lanes, TailStrategy::GuardWithIf)
+      .split(stage.acc_dims[0], ao, ai, lanes, TailStrategy::GuardWithIf)
       .vectorize(ai)
       .reorder(order);
-  if (vd == 1) {
-    output.unroll(stage.dims[0]);
-    // Stored along the vectors, so that each accumulator is one dense vector, kept in a register.
-    acc.reorder_storage(stage.acc_dims[1], stage.acc_dims[0]);
-    acc.update().unroll(stage.acc_dims[0]);
+}
+
+// Vectors along dimension 1 (positions) for a specialized output with fewer channels than a
+// vector's lanes: a tile of as many vectors times all the channels as `registers` hold, each an
+// independent accumulator, so that the reduction's chain of dependent multiply-adds (27 for a
+// 3x3 filter over 3 channels) runs interleaved across the tile instead of one latency at a time.
+// A short reduction is unrolled whole. A row splits into tiles of equal size; the last one may
+// overrun the output's edge, computed whole (reading padding) and discarded. Returns where the
+// zero-padded inputs go: per task of rows, so that they stay in the cache.
+//
+// Measured (convgen bench, Intel Xeon with AVX-512, 2 threads, peak 270-310 GFLOP/s): the 3->1
+// edge layer's forward pass at 40-46 GFLOP/s, 4.2-4.5x oneDNN's best (27-36 with one vector per
+// accumulator and the padded input computed whole); its input gradient at 59-62, 2.3-3.0x.
+Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lanes,
+                                            int64_t registers) {
+  constexpr int64_t kUnrolledSteps = 32;
+  Func output = stage.output;
+  Func acc = stage.accumulator;
+  const std::vector<Var>& d = stage.dims;
+  const Var& ac = stage.acc_dims[0];
+  const Var& ax = stage.acc_dims[1];
+  const int64_t row_vectors = ceil_div(stage.extents[1], lanes);
+  const int64_t budget = std::max<int64_t>(registers / stage.extents[0], 1);
+  const int vectors = int(ceil_div(row_vectors, ceil_div(row_vectors, budget)));
+  Var xo("x_o"), xi("x_i"), xv("x_v");
+  // The channels inside each vector's positions: their strided stores interleave densely.
+  output.split(d[1], xo, xi, vectors * lanes, TailStrategy::GuardWithIf)
+      .split(xi, xi, xv, lanes)
+      .reorder(xv, d[0], xi, xo)
+      .vectorize(xv)
+      .unroll(xi)
+      .unroll(d[0]);
+  const Var task = parallel_rows(output, stage);
+  // Stored along the vectors, so that each accumulator is one dense vector, kept in a register.
+  acc.compute_at(output, xo)
+      .bound_extent(ax, vectors * lanes)
+      .reorder_storage(ax, ac);
+  Var ao("acc_o"), ai("acc_i");
+  acc.split(ax, ao, ai, lanes).vectorize(ai).unroll(ao).unroll(ac);
+  Halide::Stage update = acc.update();
+  update.split(ax, ao, ai, lanes).vectorize(ai).unroll(ao).unroll(ac);
+  std::vector<VarOrRVar> order = {ai, ao, ac};
+  int64_t steps = 1;
+  for (int r = 0; r < stage.domain.dimensions(); r++) {
+    order.emplace_back(stage.domain[r]);
+    const int64_t extent = constant_extent(stage.domain, r);
+    steps *= extent > 0 ? extent : kUnrolledSteps + 1;
   }
+  update.reorder(order);
+  if (steps <= kUnrolledSteps) {
+    for (int r = 0; r < stage.domain.dimensions(); r++) update.unroll(stage.domain[r]);
+  }
+  return Halide::LoopLevel(output, task);
 }
 
 // Vectors along the reduction's innermost dimension: each output's sum is a vector of partial
@@ -434,26 +484,44 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   acc.vectorize(ac, lanes, TailStrategy::GuardWithIf);
 }
 
-// Computes `staged` once, whole, before the kernel's reduction, in its storage order: vectors
-// along the innermost dimension, outermost two dimensions in parallel, in tasks of whole rows
+// Computes `staged` once, whole, before the kernel's reduction, or per iteration of loop level
+// `at`, in its storage order: vectors along the innermost dimension; whole, the
+// outermost two dimensions in parallel, in tasks of whole rows
 // (an edge image's padded gradient has 514 rows of 2 KiB: one task each, the thread pool's lock
 // took a sixth of the time on 2 threads). An innermost dimension
 // narrower than a vector (an image's 3 channels) is unrolled inside vectors along the next one,
 // whose stores interleave it densely; or, for a reduction that loads vectors along that next
 // dimension (`planar`), stored outside it, so that those loads are dense, not strided.
-void compute_whole(const Staged& staged, int lanes, bool planar) {
+void compute_staged(const Staged& staged, int lanes, bool planar,
+                    const std::optional<Halide::LoopLevel>& at = std::nullopt) {
   Func f = staged.func;
   std::vector<Var> storage = staged.storage;
   const bool narrow = staged.inner_extent > 0 && staged.inner_extent < lanes;
   if (narrow && planar) std::swap(storage[0], storage[1]);
   std::vector<VarOrRVar> order(storage.begin(), storage.end());
   Var rows("rows");
-  f.compute_root().reorder_storage(storage).reorder(order);
+  if (at) {
+    f.compute_at(*at);
+  } else {
+    f.compute_root();
+  }
+  f.reorder_storage(storage).reorder(order);
   if (narrow && !planar) {
     f.unroll(storage[0]).vectorize(storage[1], lanes, TailStrategy::GuardWithIf);
+  } else if (narrow) {
+    // Per vector of positions, each channel's plane, unrolled: their strided loads then have a
+    // known alignment, so they are dense loads and shuffles, shared by the channels, instead of
+    // a load per lane (which took longer than the edge layer's convolution itself).
+    Var xo("x_o"), xv("x_v");
+    f.align_bounds(storage[0], lanes)  // vectors of whole channel triples (a 3-channel image)
+        .split(storage[0], xo, xv, lanes, TailStrategy::GuardWithIf)
+        .reorder(xv, storage[1], xo)
+        .vectorize(xv)
+        .unroll(storage[1]);
   } else {
     f.vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
   }
+  if (at) return;
   f.fuse(storage[storage.size() - 2], storage.back(), rows);
   if (staged.row_elements.defined()) {
     const Halide::Expr task = Halide::max(Staged::kTaskElements / staged.row_elements, 1);
@@ -473,14 +541,11 @@ int vector_registers(const Halide::Target& target) {
 }  // namespace
 
 std::vector<Knob> cpu_knobs(const Halide::Target& target) {
-  // AVX2 and AVX-512 mask the idle lanes of a guarded vector cheaply; NEON has no masked loads,
-  // so a narrow channel dimension would leave its inner loops scalar. Measured on x86 (Xeon,
-  // AVX-512, 2 threads): vectors along the reduction win wherever it is long enough, 23 GFLOP/s
-  // against 6 guarded for the 3->1 edge layer's backprop_filter, 58 against 1 for conv1's
-  // backprop_input; otherwise, with one channel (the edge layer's conv2d), guarded vectors win,
-  // 36 GFLOP/s against 14 along pixels, and with three (its backprop_input) pixels win, 23
-  // against 0.4.
-  const int narrow_default = target.arch == Halide::Target::X86 ? 2 : 1;
+  // Narrow channels: vectors along the reduction where it is long enough, else tiles of vectors
+  // along the positions, win over guarded channel vectors (whose idle lanes NEON, without masked
+  // loads, would even leave scalar). Measured on x86 (Xeon, AVX-512, 2 threads): 23 GFLOP/s
+  // against 6 for the 3->1 edge layer's backprop_filter, 58 against 1 for conv1's
+  // backprop_input, 34-42 against 15-32 for the edge layer's conv2d (one output channel).
   // Register tiles: AVX2 has 16 vector registers, so 2 x 6 = 12 accumulators leave room for the
   // filter vectors and a broadcast; AVX-512 and AArch64 have 32, so 4 x 5 = 20.
   const bool wide_file = vector_registers(target) == 32;
@@ -491,10 +556,9 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
        "register tile of a specialized kernel: output pixels (or filter in-channels)"},
       {"vector_multiple", 1, 4, 1,
        "vector width as a multiple of the target's natural float vector (8 on AVX2, 16 on AVX-512)"},
-      {"narrow_channels", 0, 2, narrow_default,
+      {"narrow_channels", 0, 1, 1,
        "when a specialized kernel's channels are fewer than a vector's lanes: 0 = guarded channel "
-       "vectors, 1 = vectors along the reduction or else the pixels, 2 = so unless only one "
-       "channel and a reduction too short"},
+       "vectors, 1 = vectors along the reduction or else tiles of vectors along the positions"},
       {"block_tiles", 0, 64, 0,
        "accumulator block of a specialized kernel: register tiles along dimension 1 (0 = all)"},
       {"block_rows", 0, 64, 0,
@@ -529,14 +593,13 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   }
   const bool reduction_lanes = constant_extent(stage.domain, 0) >= lanes &&
                                constant_extent(stage.domain, 0) % lanes == 0;
-  const bool guarded_channels =
-      !narrow(0) || knobs["narrow_channels"] == 0 ||
-      (knobs["narrow_channels"] == 2 && stage.extents[0] == 1 && !reduction_lanes);
+  const bool guarded_channels = !narrow(0) || knobs["narrow_channels"] == 0;
   // Zero-padded inputs are computed once with their border unless the reduction reads them one
   // element at a time (channel vectors): read in place along a vector, each lane's index would
   // be clamped to the edge, a gather.
   bool pad_whole = true;
   bool planar = false;  // vectors load the padded inputs along their dimension 1
+  std::optional<Halide::LoopLevel> pad_at;  // where the padded inputs go when not whole
   bool restage = true;  // the staged inputs
   bool restage_whole = true;
   // Vectors along the reduction read its operands in their stored order: no restaging. Only
@@ -553,27 +616,27 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   } else if (stage.dims.size() == 4 && stage.extents.empty()) {
     schedule_generic_register_tile(stage, lanes, knobs["tile_vectors"], knobs["tile_pixels"]);
   } else if (guarded_channels) {
-    schedule_tiles(stage, 0, lanes);
+    schedule_channel_vectors(stage, lanes);
     pad_whole = false;
   } else if (reduction_lanes) {
     schedule_reduction_lanes(stage, lanes, accumulators, 1);
     restage = false;
     planar = true;
   } else if (stage.dims.size() > 1 && !narrow(1)) {
-    schedule_tiles(stage, 1, lanes);
+    pad_at = schedule_position_vectors(stage, lanes, accumulators);
     planar = true;
   } else {
-    schedule_tiles(stage, 0, lanes);  // everything is small: guarded vectors
+    schedule_channel_vectors(stage, lanes);  // everything is small: guarded vectors
     pad_whole = false;
   }
   if (pad_whole) {
-    for (const Staged& padded : stage.padded) compute_whole(padded, lanes, planar);
+    for (const Staged& padded : stage.padded) compute_staged(padded, lanes, planar, pad_at);
   }
   for (const Staged& staged : stage.staged) {
     // A register tile packs the slices of its vector operand as it goes, from the input as
     // stored when it is not restaged whole.
     const bool packed_only = !restage_whole && is_vector_operand(stage, staged);
-    if (restage && !packed_only) compute_whole(staged, lanes, false);
+    if (restage && !packed_only) compute_staged(staged, lanes, false);
   }
 }
 

@@ -99,7 +99,9 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
   // - reduction_chunk=1024: one chunk for the whole reduction, each tile's sums straight from
   //   registers to the output.
   // backprop_input with stride 2 tiles positions of one phase, across blocks of rows in phases
-  // where the height is even (s2_rows) and of single rows where it is odd (s2_dil).
+  // where the height is even (s2_rows) and of single rows where it is odd (s2_dil). Narrow
+  // channels (wide_rgb) take tiles of vectors along the positions, one or two to a row, the
+  // last past the edge.
   const TempDir dir;
   write_bytes(dir / "layers.json", R"({"layers": [
     {"name": "odd_3x3", "N": 2, "H": 5, "W": 9, "C": 32, "K": 64, "R": 3, "S": 3,
@@ -109,7 +111,9 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
     {"name": "k24", "N": 1, "H": 6, "W": 7, "C": 16, "K": 24, "R": 3, "S": 3,
      "padding": "SAME", "ops": ["conv2d_backprop_input"]},
     {"name": "s2_rows", "N": 1, "H": 10, "W": 13, "C": 32, "K": 48, "R": 3, "S": 3,
-     "stride": 2, "padding": "SAME", "ops": ["conv2d_backprop_input"]}]})");
+     "stride": 2, "padding": "SAME", "ops": ["conv2d_backprop_input"]},
+    {"name": "wide_rgb", "N": 2, "H": 5, "W": 150, "C": 3, "K": 2, "R": 3, "S": 3,
+     "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]}]})");
   const auto tune = [&](const std::string& db, const std::string& trials) {
     return run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", db,
                                      "--trials", trials, "--threads", "2", "--no-autoschedulers",
@@ -119,7 +123,7 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
   INFO(probe.out << probe.err);
   REQUIRE(probe.exit_code == 0);
   const ScheduleDatabase probed = ScheduleDatabase::read(dir / "probe.json");
-  REQUIRE(probed.entries().size() == 6);
+  REQUIRE(probed.entries().size() == 8);
   const std::vector<std::pair<std::map<std::string, int>, std::string>> seeds = {
       {{{"reduction_vectors", 1}, {"tile_pixels", 3}}, "reduction_vectors=1 tile_pixels=3: "},
       {{{"restage", 3}}, "restage=3: "},
@@ -138,6 +142,7 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
                                             Catch::Contains("s2_dil conv2d: ") &&
                                             Catch::Contains("k24 conv2d_backprop_input: ") &&
                                             Catch::Contains("s2_rows conv2d_backprop_input: ") &&
+                                            Catch::Contains("wide_rgb conv2d_backprop_input: ") &&
                                             Catch::Contains(described) &&
                                             !Catch::Contains("failed") &&
                                             !Catch::Contains("WRONG"));
