@@ -259,9 +259,11 @@ struct Blocking {
 // memory once per block instead of once per tile. Positions past the end of dimensions 1 and 2 are
 // computed and discarded (their reads land in zero padding or clamped rows), so tiles are whole.
 //
-// Measured (convgen bench, Intel Xeon with AVX-512, 2 threads, peak FMA throughput 312 GFLOP/s,
-// the schedule database's knobs): the 3x3 layers of bench/layers.json run at 79-200 GFLOP/s
-// (25-64% of peak), 0.51-0.95x oneDNN's best; the 1x1 layers at 77-158 (25-51%), 0.66-0.86x.
+// Measured (convgen bench, Intel Xeon with AVX-512, 2 threads, peak FMA throughput 302 GFLOP/s,
+// the schedule database's knobs): the 3x3 layers of bench/layers.json run at 77-181 GFLOP/s
+// (25-60% of peak), 0.51-1.02x oneDNN's best; the 1x1 layers at 77-135 (25-45%), 0.70-0.89x.
+// Stride-2 res3_s2's input gradient, its tiles of one phase: 125 GFLOP/s, 0.79x (1 thread: 0.84x,
+// against 0.63x with tiles across the phases).
 void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocking& b) {
   Func output = stage.output;
   Func acc = stage.accumulator;
