@@ -78,8 +78,9 @@ void schedule_channel_vectors(const ReductionStage& stage, int lanes) {
 // zero-padded inputs go: per task of rows, so that they stay in the cache.
 //
 // Measured (convgen bench, Intel Xeon with AVX-512, 2 threads, peak 270-310 GFLOP/s): the 3->1
-// edge layer's forward pass at 40-46 GFLOP/s, 4.2-4.5x oneDNN's best (27-36 with one vector per
-// accumulator and the padded input computed whole); its input gradient at 59-62, 2.3-3.0x.
+// edge layer's forward pass at 45-47 GFLOP/s (15-16% of peak: it is bound by reading its 3 MB
+// input), 4.4-4.9x oneDNN's best (27-36 with one vector per accumulator and the padded input
+// computed whole); its input gradient at 68, 2.4-2.8x.
 Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lanes,
                                             int64_t registers) {
   constexpr int64_t kUnrolledSteps = 32;
