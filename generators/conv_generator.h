@@ -241,10 +241,9 @@ class ConvGenerator : public Halide::Generator<T> {
     }
     // The zero-padded inputs go with the first output scheduled (the one whose reduction reads
     // them: a filter gradient's, not the bias gradient's after it).
-    const schedules::ReductionStage stage{
-        out,    out_dims,       known_extents(tensor),   a.func,         a_dims,
-        a.domain, staged,       std::move(padded_),      vector_operand, std::move(common_case_),
-        constant_period(a, a_dims)};
+    const schedules::ReductionStage stage{out, out_dims, known_extents(tensor), a.func, a_dims,
+                                          a.domain, staged, std::move(padded_), vector_operand,
+                                          std::move(common_case_), constant_period(a, a_dims)};
     padded_.clear();
     common_case_.clear();
     const Halide::Target target = this->get_target();
@@ -269,7 +268,8 @@ class ConvGenerator : public Halide::Generator<T> {
   }
 
   // Reduction `a`'s period along each of `dims` (its vars, reordered), when all are constants.
-  static std::vector<int64_t> constant_period(const Reduction& a, const std::vector<Halide::Var>& dims) {
+  static std::vector<int64_t> constant_period(const Reduction& a,
+                                              const std::vector<Halide::Var>& dims) {
     std::vector<int64_t> period;
     if (a.period.empty()) return period;
     const std::vector<Halide::Var> args = a.func.args();
