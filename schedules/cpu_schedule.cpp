@@ -323,16 +323,16 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   std::vector<VarOrRVar> order = {aci, aco, axi};
   RVar rko("chunk_o"), rki("chunk_i");
   const int outer = b.chunk_dims + 1;  // the first reduction dimension outside the block's tiles
-  if (b.chunk < constant_extent(stage.domain, 0)) {
+  const bool chunked = b.chunk < constant_extent(stage.domain, 0);
+  if (chunked) {
     update.split(stage.domain[0], rko, rki, b.chunk);
-    order.insert(order.end(), {rki, axo, rows});
-    order.insert(order.end(), phases.begin(), phases.end());
-    order.emplace_back(rko);
+    order.emplace_back(rki);
   } else {
     for (int r = 0; r < outer; r++) order.emplace_back(stage.domain[r]);
-    order.insert(order.end(), {axo, rows});
-    order.insert(order.end(), phases.begin(), phases.end());
   }
+  order.insert(order.end(), {axo, rows});
+  order.insert(order.end(), phases.begin(), phases.end());
+  if (chunked) order.emplace_back(rko);
   for (int r = outer; r < dims; r++) order.emplace_back(stage.domain[r]);
   update.reorder(order);
   // The slice of the vector operand that one chunk reads (one tap's, or one row's) is copied
@@ -488,13 +488,13 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
 }
 
 // Computes `staged` once, whole, before the kernel's reduction, or per iteration of loop level
-// `at`, in its storage order: vectors along the innermost dimension; whole, the
-// outermost two dimensions in parallel, in tasks of whole rows
-// (an edge image's padded gradient has 514 rows of 2 KiB: one task each, the thread pool's lock
-// took a sixth of the time on 2 threads). An innermost dimension
-// narrower than a vector (an image's 3 channels) is unrolled inside vectors along the next one,
-// whose stores interleave it densely; or, for a reduction that loads vectors along that next
-// dimension (`planar`), stored outside it, so that those loads are dense, not strided.
+// `at`, in its storage order: vectors along the innermost dimension; whole, the outermost two
+// dimensions in parallel, in tasks of whole rows (an edge image's padded gradient has 514 rows of
+// 2 KiB: one task each, the thread pool's lock took a sixth of the time on 2 threads). An
+// innermost dimension narrower than a vector (an image's 3 channels) is unrolled inside vectors
+// along the next one, whose stores interleave it densely; or, for a reduction that loads vectors
+// along that next dimension (`planar`), stored outside it, so that those loads are dense, not
+// strided.
 void compute_staged(const Staged& staged, int lanes, bool planar,
                     const std::optional<Halide::LoopLevel>& at = std::nullopt) {
   Func f = staged.func;
@@ -597,12 +597,12 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   const bool reduction_lanes = constant_extent(stage.domain, 0) >= lanes &&
                                constant_extent(stage.domain, 0) % lanes == 0;
   const bool guarded_channels = !narrow(0) || knobs["narrow_channels"] == 0;
-  // Zero-padded inputs are computed once with their border unless the reduction reads them one
-  // element at a time (channel vectors): read in place along a vector, each lane's index would
-  // be clamped to the edge, a gather.
-  bool pad_whole = true;
+  // Zero-padded inputs are computed ahead of the reduction with their border (whole, or per task
+  // of rows: pad_at) unless the reduction reads them one element at a time (channel vectors):
+  // read in place along a vector, each lane's index would be clamped to the edge, a gather.
+  bool stage_padded = true;
   bool planar = false;  // vectors load the padded inputs along their dimension 1
-  std::optional<Halide::LoopLevel> pad_at;  // where the padded inputs go when not whole
+  std::optional<Halide::LoopLevel> pad_at;  // where they go when not whole
   bool restage = true;  // the staged inputs
   bool restage_whole = true;
   // Vectors along the reduction read its operands in their stored order: no restaging. Only
@@ -620,7 +620,7 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
     schedule_generic_register_tile(stage, lanes, knobs["tile_vectors"], knobs["tile_pixels"]);
   } else if (guarded_channels) {
     schedule_channel_vectors(stage, lanes);
-    pad_whole = false;
+    stage_padded = false;
   } else if (reduction_lanes) {
     schedule_reduction_lanes(stage, lanes, accumulators, 1);
     restage = false;
@@ -630,9 +630,9 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
     planar = true;
   } else {
     schedule_channel_vectors(stage, lanes);  // everything is small: guarded vectors
-    pad_whole = false;
+    stage_padded = false;
   }
-  if (pad_whole) {
+  if (stage_padded) {
     for (const Staged& padded : stage.padded) compute_staged(padded, lanes, planar, pad_at);
   }
   for (const Staged& staged : stage.staged) {
