@@ -243,6 +243,7 @@ bool is_vector_operand(const ReductionStage& stage, const Staged& staged) {
 // of its innermost dimension.
 struct Blocking {
   int vectors, pixels, block_x, block_y, chunk;
+  int channel_tiles;  // register tiles along dimension 0 per block, their packed slices one
   int phase_x, phase_y;  // a register tile's positions are phase_x apart, of one phase; its rows
                          // run in phase_y phases (1: dense)
   int chunk_dims;      // when the chunk is all of the innermost reduction dimension: how many
@@ -275,7 +276,9 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   const bool whole = b.chunk == constant_extent(stage.domain, 0) && b.chunk_dims + 1 == dims;
   Var co("c_o"), ci("c_i"), cv("c_v"), xo("x_o"), xi("x_i"), xt("x_t"), yo("y_o"), yi("y_i");
   Var blocks("blocks");
-  output.split(d[0], co, ci, b.vectors * lanes)
+  const int tile_channels = b.vectors * lanes;
+  const int channel_tiles = whole ? 1 : b.channel_tiles;
+  output.split(d[0], co, ci, tile_channels * channel_tiles)
       .split(d[1], xo, xi, b.block_x, TailStrategy::GuardWithIf)
       .split(d[2], yo, yi, b.block_y, TailStrategy::GuardWithIf)
       .reorder(ci, xi, yi, xo, co, yo, d[3])
@@ -297,10 +300,12 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   const Var& ac = stage.acc_dims[0];
   const Var& ax = stage.acc_dims[1];
   const Var& ay = stage.acc_dims[2];
-  Var aco("acc_c_o"), aci("acc_c_i"), axo("acc_x_o"), axi("acc_x_i");
-  acc.split(ac, aco, aci, lanes).vectorize(aci).unroll(aco);
+  Var acb("acc_c_b"), act("acc_c_t"), aco("acc_c_o"), aci("acc_c_i"), axo("acc_x_o"),
+      axi("acc_x_i");
   Halide::Stage update = acc.update();
-  update.split(ac, aco, aci, lanes).vectorize(aci).unroll(aco);
+  for (Halide::Stage s : {Halide::Stage(acc), update}) {
+    s.split(ac, acb, act, tile_channels).split(act, aco, aci, lanes).vectorize(aci).unroll(aco);
+  }
   // Positions of one phase of a periodic predicate (a stride's grid) make up each tile, and the
   // phases run outside the tiles: every position of a tile takes the same taps, so the predicate
   // is tested once per tap and chunk, not per position and step.
@@ -332,6 +337,7 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   }
   order.insert(order.end(), {axo, rows});
   order.insert(order.end(), phases.begin(), phases.end());
+  order.emplace_back(acb);  // the block's tiles along the channels share what the chunk packs
   if (chunked) order.emplace_back(rko);
   for (int r = outer; r < dims; r++) order.emplace_back(stage.domain[r]);
   update.reorder(order);
@@ -376,9 +382,11 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // positions, so that each slice of the vector operand serves that many; reduction chunks of at
 // most 64 steps. Blocks divide dimension 2 exactly (in NCHW it holds the channels, which a tile
 // must not overrun).
-Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int vectors) {
-  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0, 1, 1, 0, true, false};
+Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int lanes, int vectors) {
+  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0, 1, 1, 1, 0, true, false};
   const int64_t width = stage.extents[1], height = stage.extents[2];
+  const int64_t tiles_0 = stage.extents[0] / (int64_t(vectors) * lanes);
+  b.channel_tiles = int(largest_divisor(tiles_0, knobs["block_channel_tiles"]));
   if (!stage.period.empty()) b.phase_x = int(stage.period[1]);
   b.pixels = int(std::min<int64_t>(b.pixels, ceil_div(width, b.phase_x)));
   const int64_t span = int64_t(b.pixels) * b.phase_x;  // a tile's positions, over its phases
@@ -562,6 +570,9 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
       {"narrow_channels", 0, 1, 1,
        "when a specialized kernel's channels are fewer than a vector's lanes: 0 = guarded channel "
        "vectors, 1 = vectors along the reduction or else tiles of vectors along the positions"},
+      {"block_channel_tiles", 1, 16, 1,
+       "accumulator block of a specialized kernel: register tiles along dimension 0 (channels), "
+       "the largest divisor of their count up to this; a chunk's packed slice serves them all"},
       {"block_tiles", 0, 64, 0,
        "accumulator block of a specialized kernel: register tiles along dimension 1 (0 = all)"},
       {"block_rows", 0, 64, 0,
@@ -613,7 +624,7 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
     schedule_reduction_lanes(stage, lanes, accumulators, knobs["tile_pixels"]);
     restage = false;
   } else if (vectors > 0) {
-    const Blocking b = blocking(stage, knobs, vectors);
+    const Blocking b = blocking(stage, knobs, lanes, vectors);
     schedule_register_tile(stage, lanes, b);
     restage_whole = b.restage_whole;
   } else if (stage.dims.size() == 4 && stage.extents.empty()) {
