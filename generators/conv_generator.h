@@ -250,7 +250,7 @@ class ConvGenerator : public Halide::Generator<T> {
     const bool gpu = target.has_gpu_feature();
     const std::vector<schedules::Knob> space =
         gpu ? schedules::cuda_knobs(target) : schedules::cpu_knobs(target);
-    const schedules::KnobValues knobs(space, schedule_record);
+    const schedules::KnobValues knobs(space, schedule_record, target);
     if (!knob_report.value().empty()) {
       schedules::write_knob_report(knob_report, target.to_string(), space, knobs);
     }

@@ -8,7 +8,34 @@
 
 namespace convgen::schedules {
 
-KnobValues::KnobValues(const std::vector<Knob>& space, const std::string& record_path) {
+namespace {
+
+// The target a kernel is generated for, less the features that only say how it is packaged.
+Halide::Target isa_of(const Halide::Target& target) {
+  return target.without_feature(Halide::Target::NoRuntime)
+      .without_feature(Halide::Target::UserContext);
+}
+
+// The knob values of `record` (one object per target) for `target`; null when it has none.
+const nlohmann::json* knobs_for(const nlohmann::json& record, const Halide::Target& target,
+                                const std::string& record_path) {
+  for (const auto& [name, knobs] : record.items()) {
+    if (!Halide::Target::validate_target_string(name)) {
+      throw std::runtime_error("schedule_record: " + record_path + ": '" + name +
+                               "' is not a Halide target");
+    }
+    if (!knobs.is_object()) {
+      throw std::runtime_error("schedule_record: /" + name + " must be an object of knob values");
+    }
+    if (isa_of(Halide::Target(name)) == isa_of(target)) return &knobs;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+KnobValues::KnobValues(const std::vector<Knob>& space, const std::string& record_path,
+                       const Halide::Target& target) {
   for (const Knob& knob : space) {
     values_[knob.name] = knob.default_value;
   }
@@ -28,7 +55,9 @@ KnobValues::KnobValues(const std::vector<Knob>& space, const std::string& record
   if (!record.is_object()) {
     throw std::runtime_error("schedule_record: " + record_path + ": expected a JSON object");
   }
-  for (const auto& [name, value] : record.items()) {
+  const nlohmann::json* knobs = knobs_for(record, target, record_path);
+  if (!knobs) return;
+  for (const auto& [name, value] : knobs->items()) {
     auto known = values_.find(name);
     if (known == values_.end()) {
       throw std::runtime_error("schedule_record: unknown knob /" + name);

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "Halide.h"
+
 namespace convgen::schedules {
 
 struct Knob {
@@ -21,8 +23,12 @@ struct Knob {
 // (a stale record must not silently configure a different schedule).
 class KnobValues {
  public:
-  // `record_path` is a JSON object {"knob": integer, ...}; empty means every default.
-  KnobValues(const std::vector<Knob>& space, const std::string& record_path);
+  // `record_path` is a JSON object of knob values per Halide target, {"<target>": {"knob":
+  // integer, ...}, ...} (schedule_record() in convgen/schedule_db.h), read for `target`: the
+  // object of the key that names it (features the build adds, such as no_runtime, aside). A
+  // target without one, and an empty path, take every default.
+  KnobValues(const std::vector<Knob>& space, const std::string& record_path,
+             const Halide::Target& target);
 
   int operator[](const std::string& name) const;
   const std::map<std::string, int>& values() const { return values_; }

@@ -39,7 +39,12 @@ TEST_CASE("schedule db: entries are found by operator, shape and target", "[unit
   CHECK(e->knobs.at("tile_vectors") == 3);
   CHECK(e->gflops == 12.5);
   CHECK(e->trials == 7);
-  CHECK(e->record() == "{\n \"tile_vectors\": 3\n}\n");
+  ScheduleEntry sse = *e;
+  sse.target = "x86-64-linux-sse41";
+  sse.knobs = {{"tile_pixels", 2}};
+  CHECK(schedule_record({e, &sse}) ==
+        "{\n \"x86-64-linux-avx2-fma\": {\n  \"tile_vectors\": 3\n },\n"
+        " \"x86-64-linux-sse41\": {\n  \"tile_pixels\": 2\n }\n}\n");
   CHECK(db.find(Op::conv2d, kKey, "x86-64-linux-sse41") == nullptr);
   CHECK(db.find(Op::conv2d_backprop_filter, kKey, "x86-64-linux-avx2-fma") == nullptr);
   CHECK(db.find(Op::conv2d_backprop_input, kKey, "x86-64-linux-avx2-fma")->autoscheduler ==

@@ -89,6 +89,37 @@ TEST_CASE("tune: a stale entry and a corrupt database fall back to the defaults"
                               Catch::Contains("corrupt.json") && Catch::Contains("invalid JSON"));
 }
 
+#if defined(__x86_64__)
+TEST_CASE("generate: each target of a multitarget kernel takes its own entry", "[cli][tune]") {
+  // Knob values fit one ISA (a tile sized for AVX-512's 32 registers spills on AVX2's 16): the
+  // AVX2 variant takes the AVX2 entry, which gives it 16-lane vectors, and the SSE4.1 variant,
+  // which has none, keeps its default 4 lanes.
+  const TempDir dir;
+  const std::string avx2 = "x86-64-linux-avx2-fma-f16c", sse41 = "x86-64-linux-sse41";
+  ScheduleEntry entry;
+  entry.shape_key = kKey;
+  entry.target = avx2;
+  entry.knobs = {{"vector_multiple", 2}};
+  ScheduleDatabase db;
+  db.put(entry);
+  db.write(dir / "db.json");
+  const CommandResult gen = run_program(
+      CONVGEN_EXE, {"generate", "--config", CONVGEN_TUNE_LAYER, "--targets", avx2 + "," + sse41,
+                    "--generic", "none", "--out", dir / "out", "--schedules", dir / "db.json",
+                    "--emit", "stmt"});
+  INFO(gen.out << gen.err);
+  REQUIRE(gen.exit_code == 0);
+  CHECK_THAT(gen.out, Catch::Contains("conv2d tiny_3x3 (tuned)"));
+  const std::string kernel = "convgen_conv2d__" + kKey;
+  const auto stmt = [&](const std::string& target) {
+    return read_text(dir / ("out/kernels/" + kernel + "/" + kernel + "-" + target +
+                            "-no_runtime.stmt"));
+  };
+  CHECK_THAT(stmt(avx2), Catch::Contains("x16("));
+  CHECK_THAT(stmt(sse41), Catch::Contains("x4(") && !Catch::Contains("x16("));
+}
+#endif
+
 TEST_CASE("tune: knob schedules off the default paths match the reference", "[cli][tune]") {
   // Tune checks every candidate against the reference. Seeded here:
   // - reduction_vectors: channels x positions, each sum a vector along the reduction (input
@@ -97,7 +128,9 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
   // - restage=3: backprop_input's filter packed per chunk by in-register transposes of
   //   lanes x lanes blocks, also where the chunk (24 output channels) is not a whole block;
   // - reduction_chunk=1024: one chunk for the whole reduction, each tile's sums straight from
-  //   registers to the output.
+  //   registers to the output;
+  // - block_channel_tiles=3: blocks of two register tiles along the channels (the largest divisor
+  //   of odd_3x3's four up to 3) sharing each chunk's packed slice, in chunks of 8 steps.
   // backprop_input with stride 2 tiles positions of one phase, across blocks of rows in phases
   // where the height is even (s2_rows) and of single rows where it is odd (s2_dil). Narrow
   // channels (wide_rgb) take tiles of vectors along the positions, one or two to a row, the
@@ -127,7 +160,9 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
   const std::vector<std::pair<std::map<std::string, int>, std::string>> seeds = {
       {{{"reduction_vectors", 1}, {"tile_pixels", 3}}, "reduction_vectors=1 tile_pixels=3: "},
       {{{"restage", 3}}, "restage=3: "},
-      {{{"reduction_chunk", 1024}}, "reduction_chunk=1024: "}};
+      {{{"reduction_chunk", 1024}}, "reduction_chunk=1024: "},
+      {{{"block_channel_tiles", 3}, {"reduction_chunk", 8}},
+       "block_channel_tiles=3 reduction_chunk=8: "}};
   for (const auto& [knobs, described] : seeds) {
     ScheduleDatabase db = probed;
     for (ScheduleEntry e : db.entries()) {

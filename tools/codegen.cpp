@@ -168,8 +168,10 @@ void archive(const fs::path& path, const std::vector<fs::path>& objects) {
 // `warnings` and the kernel built with the defaults instead.
 KernelReport build_kernel(const Options& options, const KernelPlan& k, std::string& warnings) {
   const std::string dir = (fs::path(options.out_dir) / "kernels" / k.name).string();
-  if (!k.schedule) return build(options, k, k.name, generator_command(options, k, dir, false));
-  const std::string record = k.schedule->record();
+  if (k.schedules.empty()) {
+    return build(options, k, k.name, generator_command(options, k, dir, false));
+  }
+  const std::string record = schedule_record(k.schedules);
   try {
     const std::vector<std::string> command = generator_command(options, k, dir, true);
     write_file(record_path(dir), record);
@@ -259,16 +261,16 @@ std::vector<std::string> generator_command(const Options& options, const KernelP
       "target=" + join(with_feature(options.targets, "no_runtime"), ","),
       std::string("data_format=") + format_name(kernel.format)};
   if (!kernel.shape_key.empty()) command.push_back("shape=" + kernel.shape_key);
-  if (tuned && kernel.schedule) {
-    const std::vector<std::string> schedule =
-        schedule_arguments(*kernel.schedule, record_path(dir));
+  if (tuned && !kernel.schedules.empty()) {
+    const std::vector<std::string> schedule = schedule_arguments(kernel.schedules, record_path(dir));
     command.insert(command.end(), schedule.begin(), schedule.end());
   }
   return command;
 }
 
-std::vector<std::string> schedule_arguments(const ScheduleEntry& entry,
+std::vector<std::string> schedule_arguments(const std::vector<const ScheduleEntry*>& entries,
                                             const std::string& record_path) {
+  const ScheduleEntry& entry = *entries.front();
   if (entry.autoscheduler.empty()) return {"schedule_record=" + record_path};
   std::string plugin;
 #ifdef CONVGEN_ADAMS2019_PLUGIN
@@ -322,10 +324,14 @@ std::vector<KernelPlan> plan(const Options& options) {
     for (Op op : layer.ops) {
       const std::string key = layer.geometry.key();
       const std::string name = std::string("convgen_") + to_string(op) + "__" + key + device_suffix;
-      if (seen.insert(name).second) {
-        kernels.push_back({name, op, layer.geometry.format(), key, layer.name,
-                           options.schedules.find(op, key, options.targets.front())});
+      if (!seen.insert(name).second) continue;
+      KernelPlan k{name, op, layer.geometry.format(), key, layer.name};
+      for (const std::string& target : options.targets) {
+        if (const ScheduleEntry* e = options.schedules.find(op, key, target)) {
+          k.schedules.push_back(e);
+        }
       }
+      kernels.push_back(std::move(k));
     }
   }
   for (DataFormat format : options.generic_formats) {

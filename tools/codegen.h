@@ -36,9 +36,10 @@ struct Options {
   std::string generator;  // the convgen_generators executable
   std::vector<std::string> review_outputs;  // extra Halide outputs for review: "stmt", "assembly"
   int jobs = 1;
-  // Tuned schedules: a specialized kernel with an entry for its operator, shape and first target
-  // is generated with it (a schedule the generator refuses, e.g. an entry older than the
-  // schedule's knobs, falls back to the defaults with a warning).
+  // Tuned schedules: a specialized kernel is generated, for each of its targets, with that
+  // target's entry for its operator and shape, if any (see schedule_db.h); a schedule the
+  // generator refuses (e.g. an entry older than the schedule's knobs) falls back to the defaults
+  // with a warning.
   ScheduleDatabase schedules;
 };
 
@@ -49,7 +50,9 @@ struct KernelPlan {
   DataFormat format;
   std::string shape_key;  // empty for a generic kernel
   std::string layer;      // the first layer that asked for it; empty for generic kernels
-  const ScheduleEntry* schedule = nullptr;  // its tuned schedule (in Options::schedules), if any
+  // Its tuned schedules (in Options::schedules), those of its targets that have one, in the
+  // targets' order.
+  std::vector<const ScheduleEntry*> schedules;
 };
 
 // The kernels a generation builds: every (layer, op) once per distinct geometry, then the generic
@@ -69,9 +72,10 @@ struct KernelReport {
   int64_t bytes = 0;   // size of the kernel's objects
 };
 
-// The generator's arguments that select a kernel's schedule: its schedule_record (the tuned knob
-// values, written to `record_path`) or Halide's autoscheduler; none for the defaults.
-std::vector<std::string> schedule_arguments(const ScheduleEntry& entry,
+// The generator's arguments that select a kernel's tuned schedules: Halide's autoscheduler when
+// the first entry names one, else the schedule_record (each target's knob values, written to
+// `record_path`).
+std::vector<std::string> schedule_arguments(const std::vector<const ScheduleEntry*>& entries,
                                             const std::string& record_path);
 
 // The convgen_generators executable: `explicit_path` when not empty, else $CONVGEN_GENERATOR, else

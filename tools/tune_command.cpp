@@ -288,16 +288,17 @@ class Evaluator {
   std::string build(const fs::path& dir, const Knobs& knobs, const std::string& autoscheduler) {
     fs::create_directories(dir);
     ScheduleEntry entry;
+    entry.target = codegen_.targets.front();
     entry.knobs = knobs;
     entry.autoscheduler = autoscheduler;
     const codegen::KernelPlan plan{kCandidate, op_, layer_.geometry.format(),
-                                   layer_.geometry.key(), layer_.name, &entry};
+                                   layer_.geometry.key(), layer_.name, {&entry}};
     std::vector<std::string> command =
         codegen::generator_command(codegen_, plan, dir.string(), /*tuned=*/true);
     const fs::path report = dir / "knobs.json";
     const bool wants_space = space_.empty() && autoscheduler.empty();
     if (wants_space) command.push_back("knob_report=" + report.string());
-    std::ofstream(codegen::record_path(dir.string())) << entry.record();
+    std::ofstream(codegen::record_path(dir.string())) << schedule_record(plan.schedules);
     run(command, dir / "generate.log", "generator");
     fs::remove(codegen::record_path(dir.string()));
     if (wants_space) read_space(report);

@@ -108,7 +108,11 @@ ScheduleEntry read_entry(const json& value, const std::string& where) {
 
 }  // namespace
 
-std::string ScheduleEntry::record() const { return json(knobs).dump(1) + "\n"; }
+std::string schedule_record(const std::vector<const ScheduleEntry*>& entries) {
+  json record = json::object();
+  for (const ScheduleEntry* e : entries) record[e->target] = e->knobs;
+  return record.dump(1) + "\n";
+}
 
 ScheduleDatabase ScheduleDatabase::read(const std::string& path, bool missing_ok) {
   if (missing_ok && !std::ifstream(path)) return {};

@@ -11,8 +11,11 @@
 // An entry's schedule is either "knobs" (values of the schedule's knobs, schedules/knobs.h; those
 // not named keep their defaults) or "autoscheduler": "Adams2019" (Halide's autoscheduler won the
 // search). The measurements are what the tuner saw, for the report; generation ignores them.
-// `target` is the Halide target the entry was tuned on; a kernel built for several targets
-// (x86-64 = AVX-512, AVX2, SSE4.1) takes the entry of its first, preferred one.
+// `target` is the Halide target the entry was tuned on. A kernel built for several targets
+// (x86-64 = AVX-512, AVX2, SSE4.1) takes each target's own entry, since knob values fit one ISA
+// (a register tile sized for AVX-512's 32 registers spills on AVX2's 16); a target without one
+// gets the defaults. When the first of its entries, in the targets' order (most preferred first),
+// names an autoscheduler, every target is autoscheduled (it schedules each for itself).
 #pragma once
 
 #include <cstdint>
@@ -32,10 +35,11 @@ struct ScheduleEntry {
   std::string autoscheduler;  // non-empty: the kernel is scheduled by this Halide autoscheduler
   double gflops = 0, default_gflops = 0, autoscheduler_gflops = 0, seconds = 0;
   int64_t trials = 0;
-
-  // The schedule_record file the generator reads (schedules/knobs.h): the knobs as JSON.
-  std::string record() const;
 };
+
+// The schedule_record file the generator reads (schedules/knobs.h): the knobs of each entry's
+// target, {"<target>": {"tile_vectors": 4, ...}, ...}.
+std::string schedule_record(const std::vector<const ScheduleEntry*>& entries);
 
 class ScheduleDatabase {
  public:
