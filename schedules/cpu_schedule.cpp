@@ -265,7 +265,11 @@ struct Blocking {
 // the schedule database's knobs): the 3x3 layers of bench/layers.json run at 77-181 GFLOP/s
 // (25-60% of peak), 0.51-1.02x oneDNN's best; the 1x1 layers at 77-135 (25-45%), 0.70-0.89x.
 // Stride-2 res3_s2's input gradient, its tiles of one phase: 125 GFLOP/s, 0.79x (1 thread: 0.84x,
-// against 0.63x with tiles across the phases).
+// against 0.63x with tiles across the phases). On AMD EPYC (Zen 3, AVX2+FMA, 2 threads, peak
+// 176-194 GFLOP/s) with the database's AVX2 entries: the 3x3 layers at 41-146 GFLOP/s (21-75% of
+// peak), 0.60-1.67x oneDNN's best over two runs; the 1x1 layers at 56-93 (29-48%), 0.55-1.12x.
+// Blocks of several channel tiles (block_channel_tiles) won 6 of the 33 AVX2 entries: res5's
+// forward pass 47 -> 57-70 GFLOP/s with 7.
 void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocking& b) {
   Func output = stage.output;
   Func acc = stage.accumulator;
