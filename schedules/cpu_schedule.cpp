@@ -243,7 +243,7 @@ bool is_vector_operand(const ReductionStage& stage, const Staged& staged) {
 // of its innermost dimension.
 struct Blocking {
   int vectors, pixels, block_x, block_y, chunk;
-  int channel_tiles;  // register tiles along dimension 0 per block, their packed slices one
+  int channel_tiles;     // register tiles along dimension 0 per block, their packed slices one
   int phase_x, phase_y;  // a register tile's positions are phase_x apart, of one phase; its rows
                          // run in phase_y phases (1: dense)
   int chunk_dims;      // when the chunk is all of the innermost reduction dimension: how many

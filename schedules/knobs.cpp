@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "Halide.h"
+
 namespace convgen::schedules {
 
 namespace {
@@ -17,8 +19,10 @@ Halide::Target isa_of(const Halide::Target& target) {
 }
 
 // The knob values of `record` (one object per target) for `target`; null when it has none.
+// Every key is checked, not just those before the match.
 const nlohmann::json* knobs_for(const nlohmann::json& record, const Halide::Target& target,
                                 const std::string& record_path) {
+  const nlohmann::json* found = nullptr;
   for (const auto& [name, knobs] : record.items()) {
     if (!Halide::Target::validate_target_string(name)) {
       throw std::runtime_error("schedule_record: " + record_path + ": '" + name +
@@ -27,9 +31,9 @@ const nlohmann::json* knobs_for(const nlohmann::json& record, const Halide::Targ
     if (!knobs.is_object()) {
       throw std::runtime_error("schedule_record: /" + name + " must be an object of knob values");
     }
-    if (isa_of(Halide::Target(name)) == isa_of(target)) return &knobs;
+    if (isa_of(Halide::Target(name)) == isa_of(target)) found = &knobs;
   }
-  return nullptr;
+  return found;
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "Halide.h"
+namespace Halide {
+struct Target;
+}
 
 namespace convgen::schedules {
 

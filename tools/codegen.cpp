@@ -262,7 +262,8 @@ std::vector<std::string> generator_command(const Options& options, const KernelP
       std::string("data_format=") + format_name(kernel.format)};
   if (!kernel.shape_key.empty()) command.push_back("shape=" + kernel.shape_key);
   if (tuned && !kernel.schedules.empty()) {
-    const std::vector<std::string> schedule = schedule_arguments(kernel.schedules, record_path(dir));
+    const std::vector<std::string> schedule =
+        schedule_arguments(kernel.schedules, record_path(dir));
     command.insert(command.end(), schedule.begin(), schedule.end());
   }
   return command;

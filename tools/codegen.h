@@ -52,7 +52,7 @@ struct KernelPlan {
   std::string layer;      // the first layer that asked for it; empty for generic kernels
   // Its tuned schedules (in Options::schedules), those of its targets that have one, in the
   // targets' order.
-  std::vector<const ScheduleEntry*> schedules;
+  std::vector<const ScheduleEntry*> schedules = {};
 };
 
 // The kernels a generation builds: every (layer, op) once per distinct geometry, then the generic
