@@ -18,8 +18,9 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     with_filter(g, filter);
     // The filter is read along its in-channels, which HWIO does not store contiguously.
     const ConvVars& v = vars;
+    const Halide::Func w = operand(filter);
     Halide::Func staged_filter("staged_filter");
-    staged_filter(v.k, v.c, v.s, v.r) = operand(filter)(v.k, v.c, v.s, v.r);
+    staged_filter(v.k, v.c, v.s, v.r) = w(v.k, v.c, v.s, v.r);
     const Halide::Func dy = zero_padded(canonical(out_backprop), out_backprop, Tensor::output,
                                           backprop_input_window);
     const Reduction dx = conv2d_backprop_input(vars, g, dy, staged_filter);
@@ -32,7 +33,7 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     common_case(stride_w == 1);
     common_case(stride_h == 1);
     const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}, 0,
-                                    filter.dim(0).extent() * filter.dim(1).extent()};
+                                    filter.dim(0).extent() * filter.dim(1).extent(), w};
     schedule_activation_output(output, Tensor::input, dx, along_c, {along_c});
   }
 };

@@ -231,6 +231,22 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t re
   }
 }
 
+// Schedules `copy`, stored along storage[0], of a `source` stored along storage[1] (its args
+// innermost-first as stored), in blocks of lanes x lanes: each block is loaded as vectors along
+// storage[1] and transposed in registers (the block transpose of Halide's performance tests),
+// rather than gathered one element per lane. Partial blocks at the edges are guarded.
+void transpose_blocks(Func copy, const Func& source, const std::vector<Var>& storage, int lanes) {
+  Var ci("pack_c"), ki("pack_k");
+  copy.tile(storage[0], storage[1], ci, ki, lanes, lanes, TailStrategy::GuardWithIf)
+      .vectorize(ci)
+      .unroll(ki);
+  Func block = Func(source).in(copy);
+  block.compute_at(copy, storage[0])
+      .store_in(Halide::MemoryType::Stack)  // a generic kernel's blocks have no constant size
+      .vectorize(block.args()[0], lanes, TailStrategy::GuardWithIf)
+      .unroll(block.args()[1], lanes, TailStrategy::GuardWithIf);
+}
+
 // Whether `staged` is the input the register tile loads as vectors.
 bool is_vector_operand(const ReductionStage& stage, const Staged& staged) {
   return stage.vector_operand.func.defined() &&
@@ -367,14 +383,7 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
         std::any_of(stage.staged.begin(), stage.staged.end(),
                     [&](const Staged& staged) { return is_vector_operand(stage, staged); });
     if (b.transpose_packs && restaged) {
-      Var ci("pack_c"), ki("pack_k");
-      slice.tile(storage[0], storage[1], ci, ki, lanes, lanes, TailStrategy::GuardWithIf)
-          .vectorize(ci)
-          .unroll(ki);
-      Func block = Func(stage.vector_operand.func).in(slice);  // args innermost-first as stored
-      block.compute_at(slice, storage[0])
-          .vectorize(block.args()[0], lanes, TailStrategy::GuardWithIf)  // a chunk's tail
-          .unroll(block.args()[1], lanes, TailStrategy::GuardWithIf);
+      transpose_blocks(slice, stage.vector_operand.func, storage, lanes);
     } else {
       slice.vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
     }
@@ -420,13 +429,66 @@ Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int lane
   return b;
 }
 
+// Computes `staged` once, whole, before the kernel's reduction, or per iteration of loop level
+// `at`, in its storage order: vectors along the innermost dimension; whole, the outermost two
+// dimensions in parallel, in tasks of whole rows (an edge image's padded gradient has 514 rows of
+// 2 KiB: one task each, the thread pool's lock took a sixth of the time on 2 threads). An
+// innermost dimension narrower than a vector (an image's 3 channels) is unrolled inside vectors
+// along the next one, whose stores interleave it densely; or, for a reduction that loads vectors
+// along that next dimension (`planar`), stored outside it, so that those loads are dense, not
+// strided.
+void compute_staged(const Staged& staged, int lanes, bool planar,
+                    const std::optional<Halide::LoopLevel>& at = std::nullopt) {
+  Func f = staged.func;
+  std::vector<Var> storage = staged.storage;
+  const bool narrow = staged.inner_extent > 0 && staged.inner_extent < lanes;
+  if (narrow && planar) std::swap(storage[0], storage[1]);
+  std::vector<VarOrRVar> order(storage.begin(), storage.end());
+  Var rows("rows");
+  if (at) {
+    f.compute_at(*at);
+  } else {
+    f.compute_root();
+  }
+  f.reorder_storage(storage).reorder(order);
+  if (narrow && !planar) {
+    f.unroll(storage[0]).vectorize(storage[1], lanes, TailStrategy::GuardWithIf);
+  } else if (narrow) {
+    // Per vector of positions, each channel's plane, unrolled: their strided loads then have a
+    // known alignment, so they are dense loads and shuffles, shared by the channels, instead of
+    // a load per lane (which took longer than the edge layer's convolution itself).
+    Var xo("x_o"), xv("x_v");
+    f.align_bounds(storage[0], lanes)  // vectors of whole channel triples (a 3-channel image)
+        .split(storage[0], xo, xv, lanes, TailStrategy::GuardWithIf)
+        .reorder(xv, storage[1], xo)
+        .vectorize(xv)
+        .unroll(storage[1]);
+  } else if (staged.source.defined()) {
+    transpose_blocks(f, staged.source, storage, lanes);
+  } else {
+    f.vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
+  }
+  if (at) return;
+  f.fuse(storage[storage.size() - 2], storage.back(), rows);
+  if (staged.row_elements.defined()) {
+    const Halide::Expr task = Halide::max(Staged::kTaskElements / staged.row_elements, 1);
+    f.parallel(rows, task, TailStrategy::GuardWithIf);
+  } else {
+    f.parallel(rows);
+  }
+}
+
 // The register tile of a generic kernel, whose extents are known only at run time: a ladder of
 // specializations from `vectors` channel vectors down to one (and `vectors` of them by one
 // position, for a narrow dimension 1), each taken when the output has at least a whole tile;
 // tiles overlap at the edges (ShiftInwards: the last tile is moved back and recomputes a few
 // outputs, which are pure and identical), so every tile is whole and unrolled.
 // Outputs with fewer channels than a vector's lanes run vectors along dimension 1; outputs
-// smaller than that, guarded single vectors.
+// smaller than that, guarded single vectors. Each block of channels runs over a whole row of
+// positions, so that its slice of the vector operand (the filter) stays in the cache; the
+// operand is copied first, whole, with rows padded to an odd number of cache lines: in place
+// its rows lie a whole dimension apart, often a multiple of 4 KiB, and the tile's loads, one per
+// row, evicted each other (res5's generic forward pass: 28 ms before, 9-12 after, 2 threads).
 void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int vectors,
                                     int pixels) {
   Func output = stage.output;
@@ -478,11 +540,25 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   for (auto level = levels.rbegin(); level != levels.rend(); ++level) schedule_update(*level);
 
   parallel_rows(output, stage);
+  if (stage.vector_operand.func.defined()) {
+    constexpr int kLine = 16;  // floats per cache line
+    const Halide::Expr lines = (out.dim(0).extent() + kLine - 1) / kLine;
+    const Halide::Expr padded = (lines | 1) * kLine;
+    const bool restaged =
+        std::any_of(stage.staged.begin(), stage.staged.end(),
+                    [&](const Staged& staged) { return is_vector_operand(stage, staged); });
+    Staged copy = stage.vector_operand;
+    if (!restaged) {
+      copy.func = Func(copy.func).in(acc);
+      compute_staged(copy, lanes, false);
+    }
+    copy.func.bound_storage(copy.storage[0], padded);
+  }
   for (const auto& [v, p] : rungs) {
     output.specialize(whole(v, p))
         .split(c, co, ci, v * lanes, TailStrategy::ShiftInwards)
         .split(x, xo, xi, p, TailStrategy::ShiftInwards)
-        .reorder(ci, xi, co, xo)
+        .reorder(ci, xi, xo, co)
         .split(ci, ci, cv, lanes)
         .vectorize(cv);
     acc.specialize(whole(v, p)).split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax);
@@ -490,60 +566,16 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   output.specialize(narrow)
       .split(c, co, ci, 1)
       .split(x, xo, xi, lanes, TailStrategy::ShiftInwards)
-      .reorder(ci, xi, co, xo)
+      .reorder(ci, xi, xo, co)
       .vectorize(xi);
   acc.specialize(narrow).vectorize(ax, lanes);
   // Outputs smaller than one tile: guarded vectors of channels.
-  output.split(c, co, ci, lanes, TailStrategy::GuardWithIf).vectorize(ci);
-  acc.compute_at(output, co);
+  output.split(c, co, ci, lanes, TailStrategy::GuardWithIf)
+      .split(x, xo, xi, 1)
+      .reorder(ci, xi, xo, co)
+      .vectorize(ci);
+  acc.compute_at(output, xo);
   acc.vectorize(ac, lanes, TailStrategy::GuardWithIf);
-}
-
-// Computes `staged` once, whole, before the kernel's reduction, or per iteration of loop level
-// `at`, in its storage order: vectors along the innermost dimension; whole, the outermost two
-// dimensions in parallel, in tasks of whole rows (an edge image's padded gradient has 514 rows of
-// 2 KiB: one task each, the thread pool's lock took a sixth of the time on 2 threads). An
-// innermost dimension narrower than a vector (an image's 3 channels) is unrolled inside vectors
-// along the next one, whose stores interleave it densely; or, for a reduction that loads vectors
-// along that next dimension (`planar`), stored outside it, so that those loads are dense, not
-// strided.
-void compute_staged(const Staged& staged, int lanes, bool planar,
-                    const std::optional<Halide::LoopLevel>& at = std::nullopt) {
-  Func f = staged.func;
-  std::vector<Var> storage = staged.storage;
-  const bool narrow = staged.inner_extent > 0 && staged.inner_extent < lanes;
-  if (narrow && planar) std::swap(storage[0], storage[1]);
-  std::vector<VarOrRVar> order(storage.begin(), storage.end());
-  Var rows("rows");
-  if (at) {
-    f.compute_at(*at);
-  } else {
-    f.compute_root();
-  }
-  f.reorder_storage(storage).reorder(order);
-  if (narrow && !planar) {
-    f.unroll(storage[0]).vectorize(storage[1], lanes, TailStrategy::GuardWithIf);
-  } else if (narrow) {
-    // Per vector of positions, each channel's plane, unrolled: their strided loads then have a
-    // known alignment, so they are dense loads and shuffles, shared by the channels, instead of
-    // a load per lane (which took longer than the edge layer's convolution itself).
-    Var xo("x_o"), xv("x_v");
-    f.align_bounds(storage[0], lanes)  // vectors of whole channel triples (a 3-channel image)
-        .split(storage[0], xo, xv, lanes, TailStrategy::GuardWithIf)
-        .reorder(xv, storage[1], xo)
-        .vectorize(xv)
-        .unroll(storage[1]);
-  } else {
-    f.vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
-  }
-  if (at) return;
-  f.fuse(storage[storage.size() - 2], storage.back(), rows);
-  if (staged.row_elements.defined()) {
-    const Halide::Expr task = Halide::max(Staged::kTaskElements / staged.row_elements, 1);
-    f.parallel(rows, task, TailStrategy::GuardWithIf);
-  } else {
-    f.parallel(rows);
-  }
 }
 
 // The target's vector registers.

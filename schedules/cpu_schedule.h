@@ -20,6 +20,9 @@ struct Staged {
   // The elements of one row (storage[0] x storage[1]); undefined when unknown. Computed whole,
   // rows go to parallel tasks of about kTaskElements elements, not one each.
   Halide::Expr row_elements;
+  // When `func` is a copy of an input in another order (a transposition): that input, which the
+  // schedule then loads in its own order, in blocks of lanes x lanes transposed in registers.
+  Halide::Func source;
   static constexpr int kTaskElements = 16384;
 };
 
