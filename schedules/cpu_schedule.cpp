@@ -508,7 +508,9 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
 
   std::vector<std::pair<int, int>> rungs;  // (vectors, pixels)
   for (int v = vectors; v >= 1; v /= 2) rungs.emplace_back(v, pixels);
-  if (pixels > 1) rungs.emplace_back(vectors, 1);  // a narrow dimension 1 (3 in-channels)
+  // A narrow dimension 1 (3 in-channels): as many accumulators in fewer positions, then one.
+  if (pixels > 3) rungs.emplace_back(vectors * 2, pixels / 2);
+  if (pixels > 1) rungs.emplace_back(vectors, 1);
   auto whole = [&](int v, int p) {
     return out.dim(0).extent() >= v * lanes && out.dim(1).extent() >= p;
   };

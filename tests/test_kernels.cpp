@@ -87,7 +87,7 @@ TEST_CASE("kernels match the reference when the stride exceeds the kernel", "[ke
 
 TEST_CASE("kernels match the reference on wide images with few channels", "[kernels]") {
   // Wider than a vector, with fewer channels than its lanes: a generic kernel vectorizes along
-  // the width; a filter gradient with 3 in-channels takes the one-position register tile.
+  // the width; a filter gradient with 3 in-channels takes the register tile of 3 positions.
   check_all_kernels({
       {1, 7, 40, 3, 1, 3, 3},                                // an edge filter: 3 -> 1
       {2, 5, 37, 1, 3, 3, 5, 1, 2},                          // 1 -> 3, strided columns
