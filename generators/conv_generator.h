@@ -189,9 +189,12 @@ class ConvGenerator : public Halide::Generator<T> {
 
   // Whether constant range `r` lies inside [0, extent).
   static bool inside(const Halide::Range& r, int64_t extent) {
-    const int64_t* min = Halide::Internal::as_const_int(Halide::Internal::simplify(r.min));
-    const int64_t* size = Halide::Internal::as_const_int(Halide::Internal::simplify(r.extent));
-    return min && size && *min >= 0 && *min + *size <= extent;
+    // as_const_int points into its argument's node: the simplified Exprs must outlive the reads.
+    const Halide::Expr min = Halide::Internal::simplify(r.min);
+    const Halide::Expr size = Halide::Internal::simplify(r.extent);
+    const int64_t* m = Halide::Internal::as_const_int(min);
+    const int64_t* s = Halide::Internal::as_const_int(size);
+    return m && s && *m >= 0 && *m + *s <= extent;
   }
 
   // The buffers' contract with the runtime: whole, dense tensors starting at coordinate 0. A

@@ -816,6 +816,36 @@ TEST_CASE("generate refuses a layer too large for a kernel, naming the layer", "
   }
 }
 
+TEST_CASE("generate: a specialized kernel reads an input its windows stay inside in place", "[cli]") {
+  // A VALID 1x1 layer reads only inside its input, so its conv2d and filter gradient read the
+  // input as stored (clamped where a tile computes past the output's edge); a SAME 3x3 layer
+  // reads its border, so it computes the input once, zero-padded.
+  const TempDir dir;
+  convgen::testing::write_bytes(
+      dir / "layers.json",
+      R"({"layers": [{"name": "pointwise", "N": 1, "H": 5, "W": 13, "C": 16, "K": 32, "R": 1,
+                      "S": 1, "padding": "VALID", "ops": ["conv2d", "conv2d_backprop_filter"]},
+                     {"name": "same", "N": 1, "H": 5, "W": 13, "C": 16, "K": 32, "R": 3, "S": 3,
+                      "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_filter"]}]})");
+  const CommandResult r =
+      convgen_cli({"generate", "--config", dir / "layers.json", "--targets", "host", "--generic",
+                   "none", "--out", dir / "out", "--emit", "stmt"});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto stmt = [&](const std::string& op, const std::string& key) {
+    const std::string kernel = "convgen_" + op + "__" + key;
+    return convgen::testing::read_text(dir / ("out/kernels/" + kernel + "/" + kernel + ".stmt"));
+  };
+  const std::string padded = "allocate constant_exterior";
+  for (const std::string op : {"conv2d", "conv2d_backprop_filter"}) {
+    INFO(op);
+    CHECK_THAT(stmt(op, "n1h5w13c16_k32r1s1_sh1sw1dh1dw1_pt0pb0pl0pr0_nhwc"),
+               !Catch::Contains(padded));
+    CHECK_THAT(stmt(op, "n1h5w13c16_k32r3s3_sh1sw1dh1dw1_pt1pb1pl1pr1_nhwc"),
+               Catch::Contains(padded));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // convgen run --explain, and the dispatch log
 
