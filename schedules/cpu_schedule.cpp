@@ -544,8 +544,9 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   parallel_rows(output, stage);
   if (stage.vector_operand.func.defined()) {
     constexpr int kLine = 16;  // floats per cache line
-    const Halide::Expr lines = (out.dim(0).extent() + kLine - 1) / kLine;
-    const Halide::Expr padded = (lines | 1) * kLine;
+    const Halide::Expr row = out.dim(0).extent();
+    const Halide::Expr lines = (row + kLine - 1) / kLine;
+    const Halide::Expr padded = Halide::select(row < kLine, row, (lines | 1) * kLine);
     const bool restaged =
         std::any_of(stage.staged.begin(), stage.staged.end(),
                     [&](const Staged& staged) { return is_vector_operand(stage, staged); });
