@@ -488,7 +488,8 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
 // positions, so that its slice of the vector operand (the filter) stays in the cache; the
 // operand is copied first, whole, with rows padded to an odd number of cache lines: in place
 // its rows lie a whole dimension apart, often a multiple of 4 KiB, and the tile's loads, one per
-// row, evicted each other (res5's generic forward pass: 28 ms before, 9-12 after, 2 threads).
+// row, evicted each other (res5's generic forward pass on the EPYC,
+// 2 threads: 28 ms before, 7-12 after).
 void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int vectors,
                                     int pixels) {
   Func output = stage.output;
