@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <string>
 #include <utility>
 
 namespace convgen::schedules {
@@ -395,8 +396,9 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // positions, so that each slice of the vector operand serves that many; reduction chunks of at
 // most 64 steps. Blocks divide dimension 2 exactly (in NCHW it holds the channels, which a tile
 // must not overrun).
-Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int lanes, int vectors) {
-  Blocking b{vectors, knobs["tile_pixels"], 0, 0, 0, 1, 1, 1, 0, true, false};
+Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int lanes, int vectors,
+                  int pixels) {
+  Blocking b{vectors, pixels, 0, 0, 0, 1, 1, 1, 0, true, false};
   const int64_t width = stage.extents[1], height = stage.extents[2];
   const int64_t tiles_0 = stage.extents[0] / (int64_t(vectors) * lanes);
   b.channel_tiles = int(largest_divisor(tiles_0, knobs["block_channel_tiles"]));
@@ -589,6 +591,57 @@ int vector_registers(const Halide::Target& target) {
   return avx512 || target.arch == Halide::Target::ARM ? 32 : 16;
 }
 
+// A register tile: vectors of channels (dimension 0) x positions (dimension 1).
+struct Tile {
+  int vectors, pixels;
+};
+
+// The target's register tile. AVX2 has 16 vector registers, so 2 x 6 = 12 accumulators leave room
+// for the filter vectors and a broadcast; AVX-512 and AArch64 have 32, so 4 x 5 = 20.
+Tile target_tile(const Halide::Target& target) {
+  return vector_registers(target) == 32 ? Tile{4, 5} : Tile{2, 6};
+}
+
+// The register tile of a specialized kernel, its vectors the most up to `vectors` that divide the
+// channels exactly (0: none does). Knobs at 0 take the target's tile, unless a row of positions
+// (of one phase of a stride's grid) is narrow for it: where over a fifth of the positions it
+// computes would lie past the row's end (3 of 10 in res5's 7-wide rows), the tile of at most as
+// many accumulators that takes the fewest cycles per row, counting per reduction step the larger
+// of its multiply-adds, its loads (a vector per channel vector, a broadcast per position) and the
+// 8 in flight that hide the multiply-add's latency on 2 pipes, then the fewest positions past
+// the end. (res5's forward pass on the EPYC, AVX2, 2 threads: 1 x 7 tiles 0.80x the time of the
+// database's 2 x 5 before, the input gradient 0.91x.)
+Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int lanes,
+                      const Halide::Target& target) {
+  const Tile isa = target_tile(target);
+  auto dividing = [&](int limit) {
+    for (int v = limit; v >= 1; v--) {
+      if (stage.extents[0] % (int64_t(v) * lanes) == 0) return v;
+    }
+    return 0;
+  };
+  if (knobs["tile_vectors"] || knobs["tile_pixels"]) {
+    return {dividing(knobs["tile_vectors"] ? knobs["tile_vectors"] : isa.vectors),
+            knobs["tile_pixels"] ? knobs["tile_pixels"] : isa.pixels};
+  }
+  Tile tile{dividing(isa.vectors), isa.pixels};
+  const int64_t row = ceil_div(stage.extents[1], stage.period.empty() ? 1 : stage.period[1]);
+  if (tile.vectors == 0 || ceil_to(row, tile.pixels) * 5 <= row * 6) return tile;
+  auto cost = [&](const Tile& t) {
+    const int64_t step = std::max<int64_t>({t.vectors * t.pixels, t.vectors + t.pixels, 8});
+    return std::make_pair(double(ceil_div(row, t.pixels) * step) / t.vectors,
+                          ceil_to(row, t.pixels));
+  };
+  constexpr int kMaxKnob = 8;
+  for (int p = 2; p <= kMaxKnob; p++) {  // a filter vector serves at least two positions
+    for (int v = 1; v <= kMaxKnob && v * p <= isa.vectors * isa.pixels; v++) {
+      const Tile t{v, p};
+      if (stage.extents[0] % (int64_t(v) * lanes) == 0 && cost(t) < cost(tile)) tile = t;
+    }
+  }
+  return tile;
+}
+
 }  // namespace
 
 std::vector<Knob> cpu_knobs(const Halide::Target& target) {
@@ -597,14 +650,17 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
   // loads, would even leave scalar). Measured on x86 (Xeon, AVX-512, 2 threads): 23 GFLOP/s
   // against 6 for the 3->1 edge layer's backprop_filter, 58 against 1 for conv1's
   // backprop_input, 34-42 against 15-32 for the edge layer's conv2d (one output channel).
-  // Register tiles: AVX2 has 16 vector registers, so 2 x 6 = 12 accumulators leave room for the
-  // filter vectors and a broadcast; AVX-512 and AArch64 have 32, so 4 x 5 = 20.
-  const bool wide_file = vector_registers(target) == 32;
+  // Register tiles: target_tile() and specialized_tile().
+  const Tile isa = target_tile(target);
+  const std::string tile = std::to_string(isa.vectors) + " x " + std::to_string(isa.pixels);
   return {
-      {"tile_vectors", 1, 8, wide_file ? 4 : 2,
-       "register tile of a specialized kernel: vectors of output channels"},
-      {"tile_pixels", 1, 8, wide_file ? 5 : 6,
-       "register tile of a specialized kernel: output pixels (or filter in-channels)"},
+      {"tile_vectors", 0, 8, 0,
+       "register tile of a specialized kernel: vectors of output channels (0 with tile_pixels 0: "
+       "the target's " + tile + ", or for rows narrow for it the tile that wastes least; else " +
+       std::to_string(isa.vectors) + ")"},
+      {"tile_pixels", 0, 8, 0,
+       "register tile of a specialized kernel: output pixels, or filter in-channels (0: as "
+       "tile_vectors says; else " + std::to_string(isa.pixels) + ")"},
       {"vector_multiple", 1, 4, 1,
        "vector width as a multiple of the target's natural float vector (8 on AVX2, 16 on AVX-512)"},
       {"narrow_channels", 0, 1, 1,
@@ -638,13 +694,14 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   auto narrow = [&](size_t d) {
     return d < stage.extents.size() && stage.extents[d] < lanes;
   };
-  // The widest register tile whose channel vectors divide the channels exactly.
-  int vectors = 0;
+  // A specialized kernel's register tile, its channel vectors dividing the channels exactly; a
+  // generic kernel's ladder starts from the knobs' tile.
+  const Tile isa = target_tile(target);
+  Tile tile{0, knobs["tile_pixels"] ? knobs["tile_pixels"] : isa.pixels};
   if (stage.dims.size() == 4 && stage.extents.size() == 4) {
-    for (int v = knobs["tile_vectors"]; v >= 1 && !vectors; v--) {
-      if (stage.extents[0] % (int64_t(v) * lanes) == 0) vectors = v;
-    }
+    tile = specialized_tile(stage, knobs, lanes, target);
   }
+  const int vectors = tile.vectors;
   const bool reduction_lanes = constant_extent(stage.domain, 0) >= lanes &&
                                constant_extent(stage.domain, 0) % lanes == 0;
   const bool guarded_channels = !narrow(0) || knobs["narrow_channels"] == 0;
@@ -661,14 +718,16 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   const int64_t accumulators = vector_registers(target) - 4;
   if (vectors > 0 && knobs["reduction_vectors"] && reduction_lanes) {
     // A tile of channels x positions, each sum a vector along the reduction.
-    schedule_reduction_lanes(stage, lanes, accumulators, knobs["tile_pixels"]);
+    schedule_reduction_lanes(stage, lanes, accumulators, tile.pixels);
     restage = false;
   } else if (vectors > 0) {
-    const Blocking b = blocking(stage, knobs, lanes, vectors);
+    const Blocking b = blocking(stage, knobs, lanes, vectors, tile.pixels);
     schedule_register_tile(stage, lanes, b);
     restage_whole = b.restage_whole;
   } else if (stage.dims.size() == 4 && stage.extents.empty()) {
-    schedule_generic_register_tile(stage, lanes, knobs["tile_vectors"], knobs["tile_pixels"]);
+    schedule_generic_register_tile(stage, lanes,
+                                   knobs["tile_vectors"] ? knobs["tile_vectors"] : isa.vectors,
+                                   tile.pixels);
   } else if (guarded_channels) {
     schedule_channel_vectors(stage, lanes);
     stage_padded = false;
