@@ -254,6 +254,12 @@ bool is_vector_operand(const ReductionStage& stage, const Staged& staged) {
          staged.func.name() == stage.vector_operand.func.name();
 }
 
+// Whether the vector operand is one of the inputs restaged (read in another order than stored).
+bool vector_operand_restaged(const ReductionStage& stage) {
+  return std::any_of(stage.staged.begin(), stage.staged.end(),
+                     [&](const Staged& staged) { return is_vector_operand(stage, staged); });
+}
+
 // How a specialized kernel blocks its work: a register tile of `vectors` vectors of channels
 // (dimension 0) times `pixels` positions of dimension 1, and an accumulator block of `block_x` x
 // `block_y` positions of dimensions 1 and 2 that the reduction runs over in chunks of `chunk` steps
@@ -380,9 +386,7 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
     }
     slice.reorder_storage(storage)
         .reorder(std::vector<VarOrRVar>(storage.begin(), storage.end()));
-    const bool restaged =
-        std::any_of(stage.staged.begin(), stage.staged.end(),
-                    [&](const Staged& staged) { return is_vector_operand(stage, staged); });
+    const bool restaged = vector_operand_restaged(stage);
     if (b.transpose_packs && restaged) {
       transpose_blocks(slice, stage.vector_operand.func, storage, lanes);
     } else {
@@ -550,9 +554,7 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     const Halide::Expr row = out.dim(0).extent();
     const Halide::Expr lines = (row + kLine - 1) / kLine;
     const Halide::Expr padded = Halide::select(row < kLine, row, (lines | 1) * kLine);
-    const bool restaged =
-        std::any_of(stage.staged.begin(), stage.staged.end(),
-                    [&](const Staged& staged) { return is_vector_operand(stage, staged); });
+    const bool restaged = vector_operand_restaged(stage);
     Staged copy = stage.vector_operand;
     if (!restaged) {
       copy.func = Func(copy.func).in(acc);
@@ -602,15 +604,21 @@ Tile target_tile(const Halide::Target& target) {
   return vector_registers(target) == 32 ? Tile{4, 5} : Tile{2, 6};
 }
 
+// The knobs' tile, a knob at 0 taking the target's value.
+Tile knob_tile(const KnobValues& knobs, const Halide::Target& target) {
+  const Tile isa = target_tile(target);
+  return {knobs["tile_vectors"] ? knobs["tile_vectors"] : isa.vectors,
+          knobs["tile_pixels"] ? knobs["tile_pixels"] : isa.pixels};
+}
+
 // The register tile of a specialized kernel, its vectors the most (up to the knob's, or the
 // target's) that divide the channels exactly; 0 when none does. Knobs at 0 take the target's
 // tile, unless a row of positions (of one phase of a stride's grid) is narrow for it: where over
 // a fifth of the positions it computes would lie past the row's end (3 of 10 in res5's 7-wide
-// rows), the tile of at most as
-// many accumulators that takes the fewest cycles per row, counting per reduction step the larger
-// of its multiply-adds, its loads (a vector per channel vector, a broadcast per position) and the
-// 8 in flight that hide the multiply-add's latency on 2 pipes, then the fewest positions past
-// the end. Measured on the EPYC (AVX2, 2 threads): res5's forward pass with 1 x 7 tiles in 0.80x
+// rows), the tile of at most as many accumulators that takes the fewest cycles per row, counting
+// per reduction step the larger of its multiply-adds, its loads (a vector per channel vector, a
+// broadcast per position) and the 8 in flight that hide the multiply-add's latency on 2 pipes,
+// then the fewest positions past the end. Measured on the EPYC (AVX2, 2 threads): res5's forward pass with 1 x 7 tiles in 0.80x
 // the time of 2 x 5, its input gradient 0.91x; res4's forward pass with the 4 x 2 chosen here at
 // 117 GFLOP/s against 87 with 1 x 7, side by side.
 Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int lanes,
@@ -623,8 +631,8 @@ Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int 
     return 0;
   };
   if (knobs["tile_vectors"] || knobs["tile_pixels"]) {
-    return {dividing(knobs["tile_vectors"] ? knobs["tile_vectors"] : isa.vectors),
-            knobs["tile_pixels"] ? knobs["tile_pixels"] : isa.pixels};
+    const Tile set = knob_tile(knobs, target);
+    return {dividing(set.vectors), set.pixels};
   }
   Tile tile{dividing(isa.vectors), isa.pixels};
   const int64_t row = ceil_div(stage.extents[1], stage.period.empty() ? 1 : stage.period[1]);
@@ -698,8 +706,8 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   };
   // A specialized kernel's register tile, its channel vectors dividing the channels exactly; a
   // generic kernel's ladder starts from the knobs' tile.
-  const Tile isa = target_tile(target);
-  Tile tile{0, knobs["tile_pixels"] ? knobs["tile_pixels"] : isa.pixels};
+  const Tile knobbed = knob_tile(knobs, target);
+  Tile tile{0, knobbed.pixels};
   if (stage.dims.size() == 4 && stage.extents.size() == 4) {
     tile = specialized_tile(stage, knobs, lanes, target);
   }
@@ -727,9 +735,7 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
     schedule_register_tile(stage, lanes, b);
     restage_whole = b.restage_whole;
   } else if (stage.dims.size() == 4 && stage.extents.empty()) {
-    schedule_generic_register_tile(stage, lanes,
-                                   knobs["tile_vectors"] ? knobs["tile_vectors"] : isa.vectors,
-                                   tile.pixels);
+    schedule_generic_register_tile(stage, lanes, knobbed.vectors, knobbed.pixels);
   } else if (guarded_channels) {
     schedule_channel_vectors(stage, lanes);
     stage_padded = false;
