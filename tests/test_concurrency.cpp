@@ -1,6 +1,6 @@
 // Eight threads share one Engine and make 1000 calls between them, mixing the three operators on the
 // test layers' shapes (specialized kernels) and on shapes of no layer (generic kernels) in both
-// layouts, all at once on Halide's one thread pool: every result must be bitwise the result of the
+// layouts, all at once on convgen's one thread pool: every result must be bitwise the result of the
 // same call made alone.
 #include <atomic>
 #include <cmath>

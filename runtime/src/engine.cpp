@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "convgen/convgen.h"
+#include "threads.h"
 
 namespace convgen {
 namespace {
@@ -187,6 +188,7 @@ void Engine::conv2d_backprop_filter(const Geometry& g, const float* input,
 BoundCall::BoundCall(const Engine& engine, Op op, const Geometry& g, const Tensors& t)
     : kernel_(&engine.select(op, g)), args_(scalar_args(g)) {
   install_error_handler();
+  install_thread_pool();
   gpu_ = kernel_->targets.find("cuda") != std::string_view::npos && runs_on_gpu(kernel_->targets);
   const auto add = [&](const float* data, const auto& c_order_dims) {
     describe(buffers_[buffer_count_], dims_[buffer_count_], data, c_order_dims);

@@ -1,13 +1,207 @@
+// The thread pool that kernels' parallel loops run on, installed in place of Halide's
+// (halide_set_custom_do_par_for).
+//
+// Halide's workers go to sleep as soon as a loop has no task left for them. Waking a sleeping
+// thread costs a system call, and on a virtual machine an idle virtual CPU that the host has
+// handed to someone else: both are paid again at every parallel loop of every call. The workers
+// here instead wait for the next loop by spinning for a while (kSpin, as OpenMP runtimes do
+// between parallel regions) before they sleep, so that a sequence of calls (a network's layers,
+// a benchmark's repetitions) keeps its threads running.
+//
+// A loop's tasks are claimed one at a time from a shared counter by the calling thread and every
+// worker; each task computes its own part of the output, so results do not depend on which thread
+// ran it, or on how many threads there are. A loop started from inside a task (a nested parallel
+// loop), or while another thread's loop has the pool, runs its tasks in the calling thread.
+#include "threads.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include "HalideRuntime.h"
 #include "convgen/convgen.h"
 
 namespace convgen {
+namespace {
 
-// Halide's thread pool only ever grows once started, so a smaller count needs a fresh pool.
+// How long an idle worker spins for the next loop before it sleeps.
+constexpr std::chrono::microseconds kSpin{2000};
+
+// Tells the core a thread is spinning (it yields to the other hyperthread, and saves power).
+inline void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// The default thread count, as Halide's: $HL_NUM_THREADS, else one per core.
+int default_threads() {
+  if (const char* value = std::getenv("HL_NUM_THREADS")) {
+    const int threads = std::atoi(value);
+    if (threads > 0) return threads;
+  }
+  return std::max(1, int(std::thread::hardware_concurrency()));
+}
+
+thread_local bool in_task = false;  // the thread is running a task of some loop
+
+class ThreadPool {
+ public:
+  static ThreadPool& instance() {
+    static ThreadPool pool;
+    return pool;
+  }
+
+  ~ThreadPool() { stop_workers(); }
+
+  // Restarts the pool with `threads` threads, the caller included (0: the default).
+  int resize(int threads) {
+    std::lock_guard<std::mutex> owner(owner_);
+    stop_workers();
+    threads_ = threads > 0 ? threads : default_threads();
+    return threads_;
+  }
+
+  int run(void* user_context, halide_task_t task, int min, int size, uint8_t* closure) {
+    if (size <= 1 || in_task || !owner_.try_lock()) {
+      return serial(user_context, task, min, size, closure);
+    }
+    std::lock_guard<std::mutex> owner(owner_, std::adopt_lock);
+    if (threads_ == 0) threads_ = default_threads();
+    if (threads_ == 1) return serial(user_context, task, min, size, closure);
+    if (workers_.empty()) start_workers();
+
+    loop_ = {task, user_context, closure, min, size};
+    next_.store(0, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    error_.store(0, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);  // no worker between its check and its sleep
+      ticket_.store((generation(ticket_.load()) + 1) << kGenerationShift, std::memory_order_release);
+    }
+    wake_.notify_all();
+    drain();
+    // Every task is done once the count says so; then no worker may join, and the loop returns
+    // once those that did have left it (they read its fields).
+    while (done_.load(std::memory_order_acquire) < size) relax();
+    ticket_.fetch_or(kClosed, std::memory_order_acq_rel);
+    while (ticket_.load(std::memory_order_acquire) & kJoined) relax();
+    return error_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  // ticket_: the loop's generation in the high bits, whether it is closed to joining, and how
+  // many workers are in it.
+  static constexpr int kGenerationShift = 32;
+  static constexpr uint64_t kClosed = uint64_t(1) << 31;
+  static constexpr uint64_t kJoined = kClosed - 1;
+  static uint64_t generation(uint64_t ticket) { return ticket >> kGenerationShift; }
+
+  struct Loop {
+    halide_task_t task = nullptr;
+    void* user_context = nullptr;
+    uint8_t* closure = nullptr;
+    int min = 0, size = 0;
+  };
+
+  static int serial(void* user_context, halide_task_t task, int min, int size, uint8_t* closure) {
+    const bool nested = in_task;
+    in_task = true;
+    int error = 0;
+    for (int i = min; i < min + size && error == 0; i++) error = task(user_context, i, closure);
+    in_task = nested;
+    return error;
+  }
+
+  // Claims and runs the loop's tasks until none is left. After a task fails the rest are claimed
+  // but not run, and the loop returns the first error.
+  void drain() {
+    in_task = true;
+    for (;;) {
+      const int i = next_.fetch_add(1, std::memory_order_relaxed);
+      if (i >= loop_.size) break;
+      if (error_.load(std::memory_order_relaxed) == 0) {
+        const int error = loop_.task(loop_.user_context, loop_.min + i, loop_.closure);
+        int none = 0;
+        if (error != 0) error_.compare_exchange_strong(none, error, std::memory_order_relaxed);
+      }
+      done_.fetch_add(1, std::memory_order_release);
+    }
+    in_task = false;
+  }
+
+  void work() {
+    uint64_t seen = generation(ticket_.load(std::memory_order_acquire));
+    for (;;) {
+      uint64_t ticket = ticket_.load(std::memory_order_acquire);
+      const auto deadline = std::chrono::steady_clock::now() + kSpin;
+      for (int spins = 0; generation(ticket) == seen; spins++) {
+        if (spins % 1024 == 0 && std::chrono::steady_clock::now() > deadline) {
+          std::unique_lock<std::mutex> lock(mutex_);
+          wake_.wait(lock, [&] { return stop_ || generation(ticket_.load()) != seen; });
+          if (stop_) return;
+        }
+        relax();
+        ticket = ticket_.load(std::memory_order_acquire);
+      }
+      seen = generation(ticket);
+      // Join the loop unless it has closed (its tasks all done) or a newer one has begun.
+      while (!(ticket & kClosed) && generation(ticket) == seen) {
+        if (ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel)) {
+          drain();
+          ticket_.fetch_sub(1, std::memory_order_release);
+          break;
+        }
+      }
+    }
+  }
+
+  void start_workers() {
+    stop_ = false;
+    for (int i = 1; i < threads_; i++) workers_.emplace_back([this] { work(); });
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& worker : workers_) worker.join();
+    workers_.clear();
+  }
+
+  std::mutex owner_;  // held by the thread whose loop has the pool
+  int threads_ = 0;   // 0 until the first loop or resize()
+  std::vector<std::thread> workers_;
+  Loop loop_;
+  std::atomic<int> next_{0}, done_{0}, error_{0};
+  std::atomic<uint64_t> ticket_{0};
+  std::mutex mutex_;  // with wake_: sleeping workers
+  std::condition_variable wake_;
+  bool stop_ = false;
+};
+
+int do_par_for(void* user_context, halide_task_t task, int min, int size, uint8_t* closure) {
+  return ThreadPool::instance().run(user_context, task, min, size, closure);
+}
+
+}  // namespace
+
+void install_thread_pool() {
+  static const bool installed = (halide_set_custom_do_par_for(do_par_for), true);
+  (void)installed;
+}
+
 int set_num_threads(int threads) {
-  halide_shutdown_thread_pool();
-  halide_set_num_threads(threads);
-  return halide_set_num_threads(threads);
+  install_thread_pool();
+  return ThreadPool::instance().resize(threads);
 }
 
 }  // namespace convgen

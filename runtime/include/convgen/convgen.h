@@ -48,7 +48,8 @@ enum class Device {
 // A kernel that fails (Halide reports an error, e.g. an allocation it cannot make) throws
 // ErrorId::kernel_failed with Halide's message. For that the first Engine made installs a Halide
 // error handler (halide_set_error_handler) that records the message for the calling thread, where
-// Halide's default one would abort the process.
+// Halide's default one would abort the process. It also installs convgen's thread pool for the
+// kernels' parallel loops (see set_num_threads()).
 //
 // A CUDA kernel is usable only where a CUDA driver and device are present (probed once per
 // process). It takes and returns host memory like any kernel: the Engine copies the outputs back
@@ -125,10 +126,12 @@ class BoundCall {
   std::vector<float> scratch_;  // zeros for a missing bias, or a bias gradient nobody wants
 };
 
-// Sets the number of threads kernels run on (0: one per core; the default, or $HL_NUM_THREADS)
-// and returns the count now in force. It restarts Halide's thread pool, which once started can
-// only grow: call it while no kernel runs. Defined with the kernels' Halide runtime, so only a
-// program that links a kernel library may call it.
+// Sets the number of threads kernels run on, the calling thread included (0: one per core; the
+// default, or $HL_NUM_THREADS), and returns the count now in force. Kernels' parallel loops run on
+// convgen's thread pool rather than Halide's: between loops its idle workers spin for 2 ms before
+// they sleep, as OpenMP runtimes do, so that back-to-back calls do not pay for waking them. Call it
+// while no kernel runs. It installs the pool in the kernels' Halide runtime, so only a program that
+// links a kernel library may call it.
 int set_num_threads(int threads);
 
 // Whether this machine can run code for a Halide target string ("x86-64-linux-avx2-fma", "host",

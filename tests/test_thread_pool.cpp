@@ -1,0 +1,135 @@
+// convgen's thread pool, which runs the kernels' parallel loops (halide_do_par_for once
+// set_num_threads() has installed it): every task of a loop runs exactly once, on several threads,
+// nested loops and a failing task included, and loop after loop as workers spin and sleep.
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "HalideRuntime.h"
+#include "convgen/convgen.h"
+
+namespace convgen::testing {
+namespace {
+
+// What the tasks of a loop record.
+struct Record {
+  std::vector<std::atomic<int>> runs;  // per task, how many times it ran
+  std::mutex mutex;
+  std::set<std::thread::id> threads;  // the threads that ran any
+  int fail_at = -1;                   // the task that returns an error, if any
+  int nested = 0;                     // per task, the size of a loop it runs inside itself
+
+  explicit Record(int tasks) : runs(size_t(tasks)) {}
+};
+
+int count_task(void* /*user_context*/, int task, uint8_t* closure) {
+  auto& record = *reinterpret_cast<Record*>(closure);
+  record.runs[size_t(task)]++;
+  std::lock_guard<std::mutex> lock(record.mutex);
+  record.threads.insert(std::this_thread::get_id());
+  return 0;
+}
+
+int task(void* user_context, int index, uint8_t* closure) {
+  auto& record = *reinterpret_cast<Record*>(closure);
+  record.runs[size_t(index)]++;
+  {
+    std::lock_guard<std::mutex> lock(record.mutex);
+    record.threads.insert(std::this_thread::get_id());
+  }
+  std::this_thread::sleep_for(std::chrono::microseconds(200));  // time for the others to join
+  if (record.nested > 0) {
+    Record inner(record.nested);
+    const int error = halide_do_par_for(user_context, count_task, 0, record.nested,
+                                        reinterpret_cast<uint8_t*>(&inner));
+    const std::set<std::thread::id> this_thread = {std::this_thread::get_id()};
+    if (error != 0 || inner.threads != this_thread) return 1;
+    for (const auto& runs : inner.runs) {
+      if (runs != 1) return 1;
+    }
+  }
+  return index == record.fail_at ? -7 : 0;
+}
+
+int run_loop(Record& record, int min, int size) {
+  return halide_do_par_for(nullptr, task, min, size, reinterpret_cast<uint8_t*>(&record));
+}
+
+}  // namespace
+
+TEST_CASE("thread pool: every task of a loop runs once, on several threads", "[unit][threads]") {
+  REQUIRE(set_num_threads(3) == 3);
+  for (int size : {1, 2, 7, 64}) {
+    Record record(size + 5);
+    REQUIRE(run_loop(record, 5, size) == 0);
+    for (int i = 0; i < 5; i++) CHECK(record.runs[size_t(i)] == 0);
+    for (int i = 5; i < size + 5; i++) CHECK(record.runs[size_t(i)] == 1);
+    if (size == 64) CHECK(record.threads.size() > 1);
+  }
+  // Loop after loop: a worker that spins, one that went to sleep, and one that is woken.
+  for (int pause_ms : {0, 5, 0}) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+    Record record(16);
+    REQUIRE(run_loop(record, 0, 16) == 0);
+    for (const auto& runs : record.runs) CHECK(runs == 1);
+  }
+  set_num_threads(0);
+}
+
+TEST_CASE("thread pool: a loop inside a task runs its tasks in that task's thread",
+          "[unit][threads]") {
+  set_num_threads(2);
+  Record record(8);
+  record.nested = 5;
+  CHECK(run_loop(record, 0, 8) == 0);
+  for (const auto& runs : record.runs) CHECK(runs == 1);
+  set_num_threads(0);
+}
+
+TEST_CASE("thread pool: a failing task's error is the loop's, and every task is accounted for",
+          "[unit][threads]") {
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    Record record(32);
+    record.fail_at = 3;
+    CHECK(run_loop(record, 0, 32) == -7);
+    for (const auto& runs : record.runs) CHECK(runs <= 1);
+    CHECK(record.runs[3] == 1);
+    // The pool serves the next loop as usual.
+    Record next(32);
+    CHECK(run_loop(next, 0, 32) == 0);
+    for (const auto& runs : next.runs) CHECK(runs == 1);
+  }
+  set_num_threads(0);
+}
+
+TEST_CASE("thread pool: loops started from several threads at once each run every task once",
+          "[unit][threads]") {
+  set_num_threads(2);
+  constexpr int kThreads = 4;
+  std::vector<std::thread> callers;
+  std::vector<int> errors(kThreads, -1);
+  for (int t = 0; t < kThreads; t++) {
+    callers.emplace_back([&, t] {
+      int error = 0;
+      for (int repeat = 0; repeat < 3 && error == 0; repeat++) {
+        Record record(24);
+        error = run_loop(record, 0, 24);
+        for (const auto& runs : record.runs) {
+          if (runs != 1) error = 1;
+        }
+      }
+      errors[size_t(t)] = error;
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  for (int error : errors) CHECK(error == 0);
+  set_num_threads(0);
+}
+
+}  // namespace convgen::testing
