@@ -28,7 +28,8 @@
 namespace convgen {
 namespace {
 
-// How long an idle worker spins for the next loop before it sleeps.
+// How long an idle worker spins for the next loop before it sleeps; not at all when there are
+// more threads than cores, where a spinning worker would take a core from one with work to do.
 constexpr std::chrono::microseconds kSpin{2000};
 
 // Tells the core a thread is spinning (it yields to the other hyperthread, and saves power).
@@ -38,6 +39,20 @@ inline void relax() {
 #elif defined(__aarch64__)
   asm volatile("yield");
 #endif
+}
+
+// Waits for `done()` to hold, spinning, then yielding the core: the thread it waits for may need
+// it, when there are more threads than cores.
+template <typename Condition>
+void await(Condition done) {
+  constexpr int kSpins = 4096;
+  for (int spins = 0; !done(); spins++) {
+    if (spins < kSpins) {
+      relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
 }
 
 // The default thread count, as Halide's: $HL_NUM_THREADS, else one per core.
@@ -89,9 +104,9 @@ class ThreadPool {
     drain();
     // Every task is done once the count says so; then no worker may join, and the loop returns
     // once those that did have left it (they read its fields).
-    while (done_.load(std::memory_order_acquire) < size) relax();
+    await([&] { return done_.load(std::memory_order_acquire) == size; });
     ticket_.fetch_or(kClosed, std::memory_order_acq_rel);
-    while (ticket_.load(std::memory_order_acquire) & kJoined) relax();
+    await([&] { return (ticket_.load(std::memory_order_acquire) & kJoined) == 0; });
     return error_.load(std::memory_order_relaxed);
   }
 
@@ -136,11 +151,11 @@ class ThreadPool {
     in_task = false;
   }
 
-  void work() {
+  void work(std::chrono::microseconds spin) {
     uint64_t seen = generation(ticket_.load(std::memory_order_acquire));
     for (;;) {
       uint64_t ticket = ticket_.load(std::memory_order_acquire);
-      const auto deadline = std::chrono::steady_clock::now() + kSpin;
+      const auto deadline = std::chrono::steady_clock::now() + spin;
       for (int spins = 0; generation(ticket) == seen; spins++) {
         if (spins % 1024 == 0 && std::chrono::steady_clock::now() > deadline) {
           std::unique_lock<std::mutex> lock(mutex_);
@@ -164,7 +179,9 @@ class ThreadPool {
 
   void start_workers() {
     stop_ = false;
-    for (int i = 1; i < threads_; i++) workers_.emplace_back([this] { work(); });
+    const bool oversubscribed = threads_ > int(std::thread::hardware_concurrency());
+    const std::chrono::microseconds spin = oversubscribed ? std::chrono::microseconds(0) : kSpin;
+    for (int i = 1; i < threads_; i++) workers_.emplace_back([this, spin] { work(spin); });
   }
 
   void stop_workers() {
