@@ -27,6 +27,13 @@ struct Record {
   explicit Record(int tasks) : runs(size_t(tasks)) {}
 };
 
+bool each_ran_once(const Record& record) {
+  for (const auto& runs : record.runs) {
+    if (runs != 1) return false;
+  }
+  return true;
+}
+
 int count_task(void* /*user_context*/, int task, uint8_t* closure) {
   auto& record = *reinterpret_cast<Record*>(closure);
   record.runs[size_t(task)]++;
@@ -48,16 +55,19 @@ int task(void* user_context, int index, uint8_t* closure) {
     const int error = halide_do_par_for(user_context, count_task, 0, record.nested,
                                         reinterpret_cast<uint8_t*>(&inner));
     const std::set<std::thread::id> this_thread = {std::this_thread::get_id()};
-    if (error != 0 || inner.threads != this_thread) return 1;
-    for (const auto& runs : inner.runs) {
-      if (runs != 1) return 1;
-    }
+    if (error != 0 || inner.threads != this_thread || !each_ran_once(inner)) return 1;
   }
   return index == record.fail_at ? -7 : 0;
 }
 
 int run_loop(Record& record, int min, int size) {
   return halide_do_par_for(nullptr, task, min, size, reinterpret_cast<uint8_t*>(&record));
+}
+
+// Whether a loop of `size` tasks succeeds, each task run once.
+bool runs_each_once(int size) {
+  Record record(size);
+  return run_loop(record, 0, size) == 0 && each_ran_once(record);
 }
 
 }  // namespace
@@ -74,9 +84,7 @@ TEST_CASE("thread pool: every task of a loop runs once, on several threads", "[u
   // Loop after loop: a worker that spins, one that went to sleep, and one that is woken.
   for (int pause_ms : {0, 5, 0}) {
     std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
-    Record record(16);
-    REQUIRE(run_loop(record, 0, 16) == 0);
-    for (const auto& runs : record.runs) CHECK(runs == 1);
+    CHECK(runs_each_once(16));
   }
   set_num_threads(0);
 }
@@ -87,7 +95,7 @@ TEST_CASE("thread pool: a loop inside a task runs its tasks in that task's threa
   Record record(8);
   record.nested = 5;
   CHECK(run_loop(record, 0, 8) == 0);
-  for (const auto& runs : record.runs) CHECK(runs == 1);
+  CHECK(each_ran_once(record));
   set_num_threads(0);
 }
 
@@ -100,10 +108,7 @@ TEST_CASE("thread pool: a failing task's error is the loop's, and every task is 
     CHECK(run_loop(record, 0, 32) == -7);
     for (const auto& runs : record.runs) CHECK(runs <= 1);
     CHECK(record.runs[3] == 1);
-    // The pool serves the next loop as usual.
-    Record next(32);
-    CHECK(run_loop(next, 0, 32) == 0);
-    for (const auto& runs : next.runs) CHECK(runs == 1);
+    CHECK(runs_each_once(32));  // the pool serves the next loop as usual
   }
   set_num_threads(0);
 }
@@ -116,15 +121,9 @@ TEST_CASE("thread pool: loops started from several threads at once each run ever
   std::vector<int> errors(kThreads, -1);
   for (int t = 0; t < kThreads; t++) {
     callers.emplace_back([&, t] {
-      int error = 0;
-      for (int repeat = 0; repeat < 3 && error == 0; repeat++) {
-        Record record(24);
-        error = run_loop(record, 0, 24);
-        for (const auto& runs : record.runs) {
-          if (runs != 1) error = 1;
-        }
-      }
-      errors[size_t(t)] = error;
+      bool ok = true;
+      for (int repeat = 0; repeat < 3 && ok; repeat++) ok = runs_each_once(24);
+      errors[size_t(t)] = ok ? 0 : 1;
     });
   }
   for (std::thread& caller : callers) caller.join();
