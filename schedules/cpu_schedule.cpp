@@ -613,14 +613,16 @@ Tile knob_tile(const KnobValues& knobs, const Halide::Target& target) {
 
 // The register tile of a specialized kernel, its vectors the most (up to the knob's, or the
 // target's) that divide the channels exactly; 0 when none does. Knobs at 0 take the target's
-// tile, unless a row of positions (of one phase of a stride's grid) is narrow for it: where over
-// a fifth of the positions it computes would lie past the row's end (3 of 10 in res5's 7-wide
-// rows), the tile of at most as many accumulators that takes the fewest cycles per row, counting
-// per reduction step the larger of its multiply-adds, its loads (a vector per channel vector, a
-// broadcast per position) and the 8 in flight that hide the multiply-add's latency on 2 pipes,
-// then the fewest positions past the end. Measured on the EPYC (AVX2, 2 threads): res5's forward pass with 1 x 7 tiles in 0.80x
-// the time of 2 x 5, its input gradient 0.91x; res4's forward pass with the 4 x 2 chosen here at
-// 117 GFLOP/s against 87 with 1 x 7, side by side.
+// tile, unless another of at most as many accumulators takes at least 5% fewer cycles per row of
+// positions (of one phase of a stride's grid): tiles overrun a row whose width they do not divide
+// (res5's 7 positions take two 6-position tiles, res3's 28 take five). The count takes, per
+// reduction step, the larger of the tile's multiply-adds, its loads (a vector per channel vector,
+// a broadcast per position) and the 8 in flight that hide the multiply-add's latency on 2 pipes;
+// between tiles that tie, the fewest positions past the row's end, then the most positions.
+// Measured on the EPYC (AVX2, side by side): res5's forward pass (2 threads) with 1 x 7 tiles in
+// 0.80x the time of 2 x 5, its input gradient 0.91x; res4's forward pass at 117 GFLOP/s with 4 x 2
+// against 87 with 1 x 7; the forward passes and input gradients of res2's and res3's 3x3 layers
+// and deeplab's (rows of 56 and 28) with 2 x 4 in 0.77-0.97x the time of 2 x 6 (1 and 2 threads).
 Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int lanes,
                       const Halide::Target& target) {
   const Tile isa = target_tile(target);
@@ -634,22 +636,23 @@ Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int 
     const Tile set = knob_tile(knobs, target);
     return {dividing(set.vectors), set.pixels};
   }
-  Tile tile{dividing(isa.vectors), isa.pixels};
+  const Tile preferred{dividing(isa.vectors), isa.pixels};
+  if (preferred.vectors == 0) return preferred;
   const int64_t row = ceil_div(stage.extents[1], stage.period.empty() ? 1 : stage.period[1]);
-  if (tile.vectors == 0 || ceil_to(row, tile.pixels) * 5 <= row * 6) return tile;
-  auto cost = [&](const Tile& t) {
+  auto cycles = [&](const Tile& t) {
     const int64_t step = std::max<int64_t>({t.vectors * t.pixels, t.vectors + t.pixels, 8});
-    return std::make_pair(double(ceil_div(row, t.pixels) * step) / t.vectors,
-                          ceil_to(row, t.pixels));
+    return double(ceil_div(row, t.pixels) * step) / t.vectors;
   };
+  auto cost = [&](const Tile& t) { return std::make_pair(cycles(t), ceil_to(row, t.pixels)); };
+  Tile best = preferred;
   constexpr int kMaxKnob = 8;
-  for (int p = 2; p <= kMaxKnob; p++) {  // a filter vector serves at least two positions
+  for (int p = kMaxKnob; p >= 2; p--) {  // a filter vector serves at least two positions
     for (int v = 1; v <= kMaxKnob && v * p <= isa.vectors * isa.pixels; v++) {
       const Tile t{v, p};
-      if (stage.extents[0] % (int64_t(v) * lanes) == 0 && cost(t) < cost(tile)) tile = t;
+      if (stage.extents[0] % (int64_t(v) * lanes) == 0 && cost(t) < cost(best)) best = t;
     }
   }
-  return tile;
+  return cycles(best) * 20 <= cycles(preferred) * 19 ? best : preferred;
 }
 
 }  // namespace
