@@ -669,7 +669,7 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
   return {
       {"tile_vectors", 0, 8, 0,
        "register tile of a specialized kernel: vectors of output channels (0 with tile_pixels "
-       "0: the target's " + tile + ", or for rows narrow for it the tile a cycle count favours; "
+       "0: the target's " + tile + ", unless a count of cycles per row favours another by 5%; "
        "else " + std::to_string(isa.vectors) + ")"},
       {"tile_pixels", 0, 8, 0,
        "register tile of a specialized kernel: output pixels, or filter in-channels (0: as "
