@@ -289,8 +289,9 @@ struct Blocking {
 // (25-60% of peak), 0.51-1.02x oneDNN's best; the 1x1 layers at 77-135 (25-45%), 0.70-0.89x.
 // Stride-2 res3_s2's input gradient, its tiles of one phase: 125 GFLOP/s, 0.79x (1 thread: 0.84x,
 // against 0.63x with tiles across the phases). On AMD EPYC (Zen 3, AVX2+FMA, 2 threads, peak
-// 176-194 GFLOP/s) with the database's AVX2 entries: the 3x3 layers at 41-146 GFLOP/s (21-75% of
-// peak), 0.60-1.67x oneDNN's best over two runs; the 1x1 layers at 56-93 (29-48%), 0.55-1.12x.
+// 204 GFLOP/s) with the database's AVX2 entries, on convgen's thread pool: the 3x3 layers at
+// 76-163 GFLOP/s (37-79% of peak), 0.67-1.60x the best peer over two runs; the 1x1 layers at
+// 74-132 (36-65%), 0.62-1.51x.
 // Blocks of several channel tiles (block_channel_tiles) won 6 of the 33 AVX2 entries: res5's
 // forward pass 47 -> 57-70 GFLOP/s with 7.
 void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocking& b) {
