@@ -627,9 +627,10 @@ Tile knob_tile(const KnobValues& knobs, const Halide::Target& target) {
 Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int lanes,
                       const Halide::Target& target) {
   const Tile isa = target_tile(target);
+  auto divides = [&](int vectors) { return stage.extents[0] % (int64_t(vectors) * lanes) == 0; };
   auto dividing = [&](int limit) {
     for (int v = limit; v >= 1; v--) {
-      if (stage.extents[0] % (int64_t(v) * lanes) == 0) return v;
+      if (divides(v)) return v;
     }
     return 0;
   };
@@ -650,7 +651,7 @@ Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int 
   for (int p = kMaxKnob; p >= 2; p--) {  // a filter vector serves at least two positions
     for (int v = 1; v <= kMaxKnob && v * p <= isa.vectors * isa.pixels; v++) {
       const Tile t{v, p};
-      if (stage.extents[0] % (int64_t(v) * lanes) == 0 && cost(t) < cost(best)) best = t;
+      if (divides(v) && cost(t) < cost(best)) best = t;
     }
   }
   return cycles(best) * 20 <= cycles(preferred) * 19 ? best : preferred;
