@@ -92,7 +92,7 @@ TEST_CASE("bench times a small config and writes records and markdown", "[cli]")
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("peak FMA throughput ("));
   CHECK_THAT(r.out, Catch::Contains("the highest measured before, during and after"));
-  CHECK_THAT(r.out, Catch::Contains("1 thread: convgen (Halide thread pool) 1"));
+  CHECK_THAT(r.out, Catch::Contains("1 thread: convgen (own thread pool) 1"));
   CHECK(dir.entries() == std::set<std::string>{"small.json", "out.json", "out.md"});
 
   const std::vector<Record> records = read_records(dir / "out.json");
@@ -172,7 +172,7 @@ TEST_CASE("bench runs only the implementations of --impls", "[cli]") {
   }
   CHECK(got == want);
   CHECK(records.size() == want.size());
-  CHECK_THAT(r.out, Catch::Contains("2 threads: convgen (Halide thread pool) 2"));
+  CHECK_THAT(r.out, Catch::Contains("2 threads: convgen (own thread pool) 2"));
   CHECK_THAT(r.out, !Catch::Contains("no specialized kernel"));  // not asked for
 }
 

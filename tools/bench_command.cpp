@@ -157,12 +157,12 @@ class BoundImplementation : public Implementation {
 
 // The thread counts each library reports after being told `threads`.
 struct ThreadCounts {
-  int halide = 0, onednn = 0, openblas = 0;
+  int convgen = 0, onednn = 0, openblas = 0;
 };
 
 ThreadCounts set_threads(int threads) {
   ThreadCounts counts;
-  counts.halide = convgen::set_num_threads(threads);
+  counts.convgen = convgen::set_num_threads(threads);
   counts.onednn = bench::onednn_set_threads(threads);
   counts.openblas = bench::openblas_set_threads(threads);
   return counts;
@@ -170,7 +170,7 @@ ThreadCounts set_threads(int threads) {
 
 std::string describe(const ThreadCounts& counts) {
   const auto count = [](int n) { return n > 0 ? std::to_string(n) : std::string("not set"); };
-  std::string text = "convgen (Halide thread pool) " + count(counts.halide);
+  std::string text = "convgen (own thread pool) " + count(counts.convgen);
   if (bench::onednn_built()) text += ", oneDNN " + count(counts.onednn);
   if (bench::openblas_built()) text += ", OpenBLAS " + count(counts.openblas);
   return text;
