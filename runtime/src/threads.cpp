@@ -8,6 +8,12 @@
 // between parallel regions) before they sleep, so that a sequence of calls (a network's layers,
 // a benchmark's repetitions) keeps its threads running.
 //
+// A sleeping worker is woken by the calling thread, and Linux places a woken thread beside its
+// waker when it sees no cache the two CPUs share (a virtual machine that describes no caches,
+// as on the machines the bench ran on): there it waits behind the caller, which is busy with the
+// loop, for milliseconds, until the scheduler moves it. Before waking sleepers, the caller
+// therefore lets them run only on the CPUs it is not on.
+//
 // A loop's tasks are claimed one at a time from a shared counter by the calling thread and every
 // worker; each task computes its own part of the output, so results do not depend on which thread
 // ran it, or on how many threads there are. A loop started from inside a task (a nested parallel
@@ -21,6 +27,11 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
 
 #include "HalideRuntime.h"
 #include "convgen/convgen.h"
@@ -64,6 +75,23 @@ int default_threads() {
   return std::max(1, int(std::thread::hardware_concurrency()));
 }
 
+// Lets `workers` run on the CPUs the calling thread may run on, except the one it runs on now;
+// does nothing when that leaves none, or where threads have no affinity.
+void steer_off_caller(std::vector<std::thread>& workers) {
+#if defined(__linux__)
+  cpu_set_t allowed;
+  const int cpu = sched_getcpu();
+  if (cpu < 0 || sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+  CPU_CLR(cpu, &allowed);
+  if (CPU_COUNT(&allowed) == 0) return;
+  for (std::thread& worker : workers) {
+    pthread_setaffinity_np(worker.native_handle(), sizeof allowed, &allowed);
+  }
+#else
+  (void)workers;
+#endif
+}
+
 thread_local bool in_task = false;  // the thread is running a task of some loop
 
 class ThreadPool {
@@ -96,11 +124,16 @@ class ThreadPool {
     next_.store(0, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
     error_.store(0, std::memory_order_relaxed);
+    bool asleep = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);  // no worker between its check and its sleep
       ticket_.store((generation(ticket_.load()) + 1) << kGenerationShift, std::memory_order_release);
+      asleep = sleeping_ > 0;
     }
-    wake_.notify_all();
+    if (asleep) {
+      if (!oversubscribed_) steer_off_caller(workers_);
+      wake_.notify_all();
+    }
     drain();
     // Every task is done once the count says so; then no worker may join, and the loop returns
     // once those that did have left it (they read its fields).
@@ -159,7 +192,9 @@ class ThreadPool {
       for (int spins = 0; generation(ticket) == seen; spins++) {
         if (spins % 1024 == 0 && std::chrono::steady_clock::now() > deadline) {
           std::unique_lock<std::mutex> lock(mutex_);
+          sleeping_++;
           wake_.wait(lock, [&] { return stop_ || generation(ticket_.load()) != seen; });
+          sleeping_--;
           if (stop_) return;
         }
         relax();
@@ -179,8 +214,8 @@ class ThreadPool {
 
   void start_workers() {
     stop_ = false;
-    const bool oversubscribed = threads_ > int(std::thread::hardware_concurrency());
-    const std::chrono::microseconds spin = oversubscribed ? std::chrono::microseconds(0) : kSpin;
+    oversubscribed_ = threads_ > int(std::thread::hardware_concurrency());
+    const std::chrono::microseconds spin = oversubscribed_ ? std::chrono::microseconds(0) : kSpin;
     for (int i = 1; i < threads_; i++) workers_.emplace_back([this, spin] { work(spin); });
   }
 
@@ -202,7 +237,9 @@ class ThreadPool {
   std::atomic<uint64_t> ticket_{0};
   std::mutex mutex_;  // with wake_: sleeping workers
   std::condition_variable wake_;
+  int sleeping_ = 0;  // workers waiting on wake_
   bool stop_ = false;
+  bool oversubscribed_ = false;  // more threads than cores: workers do not spin
 };
 
 int do_par_for(void* user_context, halide_task_t task, int min, int size, uint8_t* closure) {
