@@ -291,7 +291,9 @@ struct Blocking {
 // against 0.63x with tiles across the phases). On AMD EPYC (Zen 3, AVX2+FMA, 2 threads, peak
 // 204 GFLOP/s) with the database's AVX2 entries, on convgen's thread pool: the 3x3 layers at
 // 76-163 GFLOP/s (37-79% of peak), 0.67-1.60x the best peer over two runs; the 1x1 layers at
-// 74-132 (36-65%), 0.62-1.51x.
+// 74-132 (36-65%), 0.62-1.51x. On AMD EPYC (Zen 5, AVX-512, 2 threads, peak 463 GFLOP/s) with
+// the AVX-512 entries tuned there: the 3x3 layers at 228-385 GFLOP/s (49-83% of peak), 0.58-1.60x;
+// the 1x1 layers at 257-435 (56-94%), 0.66-1.09x.
 // Blocks of several channel tiles (block_channel_tiles) won 6 of the 33 AVX2 entries: res5's
 // forward pass 47 -> 57-70 GFLOP/s with 7.
 void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocking& b) {
