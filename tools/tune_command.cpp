@@ -134,28 +134,6 @@ struct Trial {
   std::string library;  // its shared object, kept for the playoff while the Evaluator lives
 };
 
-// Fills the private caches of `threads` cores (L1 and L2, 2 MiB of L2 a core on the machines this
-// was tuned on) with other data, as the bench's other implementations do between its samples: a
-// candidate is timed from cold private caches, not from its own last run, so that a schedule
-// that wins only with its data already in L2 does not win the search.
-class CacheEvictor {
- public:
-  explicit CacheEvictor(int threads) : buffers_(size_t(std::max(threads, 1))) {
-    for (std::vector<uint8_t>& b : buffers_) b.resize(kBytes);
-  }
-  void operator()() {
-    std::vector<std::thread> writers;
-    for (std::vector<uint8_t>& b : buffers_) {
-      writers.emplace_back([&b] { std::fill(b.begin(), b.end(), uint8_t(b.front() + 1)); });
-    }
-    for (std::thread& w : writers) w.join();
-  }
-
- private:
-  static constexpr size_t kBytes = size_t(8) << 20;  // each thread's: 4 times a core's L2
-  std::vector<std::vector<uint8_t>> buffers_;
-};
-
 // Generates, links, checks and times the candidates of one layer and operator.
 class Evaluator {
  public:
@@ -189,7 +167,7 @@ class Evaluator {
       Candidate candidate(library, *this);
       candidate.check(problem_);
       std::vector<double> samples;
-      for (int s = 0; s < kSamples; s++) samples.push_back(candidate.sample(evict_caches_));
+      for (int s = 0; s < kSamples; s++) samples.push_back(candidate.sample());
       t.gflops = gflops(median(samples));
       t.library = library;
       for (const fs::directory_entry& f : fs::directory_iterator(dir)) {  // all but the library
@@ -217,7 +195,7 @@ class Evaluator {
     std::vector<std::vector<double>> samples(finalists.size());
     for (int round = 0; round < kSamples; round++) {
       for (size_t i = 0; i < candidates.size(); i++) {
-        samples[i].push_back(candidates[i]->sample(evict_caches_));
+        samples[i].push_back(candidates[i]->sample());
       }
     }
     for (size_t i = 0; i < finalists.size(); i++) {
@@ -229,7 +207,9 @@ class Evaluator {
   static constexpr int kSamples = 7;
 
   // A candidate's kernel, loaded and bound to the layer's problem. A sample is the mean time of
-  // at least 1 ms of back-to-back runs, from cold private caches, as the bench times it.
+  // at least 1 ms of back-to-back runs after one untimed run, as the bench times it (its data in
+  // the caches and the thread pool's workers awake, whatever ran before), not from caches filled
+  // with other data, which the bench's untimed run leaves no sample to see.
   class Candidate {
    public:
     Candidate(const std::string& library, const Evaluator& e)
@@ -253,8 +233,8 @@ class Evaluator {
                     "WRONG: max |error| / bound = " + std::to_string(c.max_ratio));
       }
     }
-    double sample(CacheEvictor& evict_caches) {
-      evict_caches();
+    double sample() {
+      call_.run();
       return milliseconds([&] {
                for (int64_t i = 0; i < runs_; i++) call_.run();
              }) /
@@ -336,7 +316,6 @@ class Evaluator {
   codegen::Options codegen_;
   std::vector<KnobSpec> space_;
   int count_ = 0;
-  CacheEvictor evict_caches_{options_.threads};
 };
 
 // A child of `parent` with one knob changed (two, one time in three) that was never tried; none
