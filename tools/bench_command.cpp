@@ -270,8 +270,12 @@ void measure(const Problem& problem, const Engine* specialized, const Engine* ge
   // dominate it otherwise), and the sample's time divided by the count.
   std::vector<int64_t> counts;
   for (int i : timed) {
-    const double ms =
-        i == kReference ? problem.reference_ms : milliseconds([&] { impls[i]->run(); });
+    double ms = problem.reference_ms;
+    if (i != kReference) {
+      impls[i]->enter();
+      ms = milliseconds([&] { impls[i]->run(); });
+      impls[i]->leave();
+    }
     counts.push_back(std::clamp<int64_t>(int64_t(std::ceil(kMinSampleMs / std::max(ms, 1e-6))), 1,
                                          kMaxRunsPerSample));
   }
@@ -281,7 +285,8 @@ void measure(const Problem& problem, const Engine* specialized, const Engine* ge
     runs.push_back({[&impls, i, n = counts[t]] {
                       for (int64_t k = 0; k < n; k++) impls[i]->run();
                     },
-                    impls[i]->spin_ms()});
+                    impls[i]->spin_ms(), [&impls, i] { impls[i]->enter(); },
+                    [&impls, i] { impls[i]->leave(); }});
   }
   const std::vector<std::vector<double>> times = interleaved_milliseconds(0, repeats, runs);
   for (size_t t = 0; t < timed.size(); t++) {

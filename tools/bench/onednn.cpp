@@ -6,10 +6,13 @@
 
 #ifdef CONVGEN_HAVE_ONEDNN
 #include <unordered_map>
+#include <vector>
 
 #include "dnnl.hpp"
 #if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP && defined(CONVGEN_HAVE_OPENMP)
 #include <omp.h>
+#include <pthread.h>
+#include <sched.h>
 #define CONVGEN_ONEDNN_OPENMP 1
 #endif
 #endif
@@ -104,6 +107,49 @@ dnnl::convolution_backward_weights::primitive_desc backward_weights_pd(
 #endif
 }
 
+#ifdef CONVGEN_ONEDNN_OPENMP
+// Binds each thread of OpenMP's team to one CPU of those the calling thread may run on (thread i
+// to the i-th, round robin), the calling thread included, as OMP_PROC_BIND=close does for
+// oneDNN's own benchmarks; leave() gives the calling thread its CPUs back. Unbound, an OpenMP
+// worker that went to sleep is woken on the CPU of the thread that wakes it, where Linux may
+// leave it queued behind that thread for a scheduler tick when it sees no cache the CPUs share
+// (on a 2-vCPU EPYC VM, half of oneDNN's samples took 4 ms longer than the rest). The binding
+// lasts while oneDNN is timed only, so that it does not confine the threads of the others.
+class OpenmpBinding {
+ public:
+  void enter() {
+    if (pthread_getaffinity_np(pthread_self(), sizeof caller_, &caller_) != 0) return;
+    bound_ = true;
+    std::vector<int> cpus;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+      if (CPU_ISSET(cpu, &caller_)) cpus.push_back(cpu);
+    }
+#pragma omp parallel
+    {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpus[size_t(omp_get_thread_num()) % cpus.size()], &one);
+      pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    }
+  }
+
+  void leave() {
+    if (bound_) pthread_setaffinity_np(pthread_self(), sizeof caller_, &caller_);
+    bound_ = false;
+  }
+
+ private:
+  cpu_set_t caller_;
+  bool bound_ = false;
+};
+#else
+class OpenmpBinding {  // another runtime: its threads stay where it puts them
+ public:
+  void enter() {}
+  void leave() {}
+};
+#endif
+
 // A oneDNN primitive with its arguments bound: run() executes it and waits.
 class OnednnConvolution : public Implementation {
  public:
@@ -194,6 +240,9 @@ class OnednnConvolution : public Implementation {
     stream_.wait();
   }
 
+  void enter() override { binding_.enter(); }
+  void leave() override { binding_.leave(); }
+
   const Problem::Outputs& results() override {
     if (diff_weights_) {
       dnnl::reorder(diff_weights_, user_diff_weights_)
@@ -209,6 +258,7 @@ class OnednnConvolution : public Implementation {
   std::unordered_map<int, memory> args_;
   Problem::Outputs outputs_;
   memory diff_weights_, user_diff_weights_;  // backprop_filter in a blocked format only
+  OpenmpBinding binding_;
 };
 
 }  // namespace

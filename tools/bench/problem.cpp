@@ -166,15 +166,21 @@ double median(std::vector<double> values) {
 std::vector<std::vector<double>> interleaved_milliseconds(int64_t warmups, int64_t repeats,
                                                           const std::vector<TimedRun>& runs) {
   for (int64_t r = 0; r < warmups; r++) {
-    for (const TimedRun& t : runs) t.run();
+    for (const TimedRun& t : runs) {
+      t.enter();
+      t.run();
+      t.leave();
+    }
   }
   std::vector<std::vector<double>> times(runs.size());
   int settle_ms = 0;
   for (int64_t r = 0; r < repeats; r++) {
     for (size_t i = 0; i < runs.size(); i++) {
       std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
+      runs[i].enter();
       runs[i].run();
       times[i].push_back(milliseconds(runs[i].run));
+      runs[i].leave();
       settle_ms = runs[i].spin_ms;
     }
   }

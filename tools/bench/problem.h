@@ -91,6 +91,10 @@ class Implementation {
   // whatever runs next: OpenMP's (oneDNN) spin for milliseconds, OpenBLAS's for about 2^28 cycles.
   virtual int spin_ms() const { return kDefaultSpinMs; }
   static constexpr int kDefaultSpinMs = 30;
+  // Untimed, around each timed sample and the untimed run before it: where its threads run
+  // (oneDNN's OpenMP threads, one per CPU, as oneDNN's own benchmarks bind them), and back.
+  virtual void enter() {}
+  virtual void leave() {}
 };
 
 // The wall time of one call, in milliseconds.
@@ -102,12 +106,14 @@ double median(std::vector<double> values);
 struct TimedRun {
   std::function<void()> run;
   int spin_ms = Implementation::kDefaultSpinMs;
+  std::function<void()> enter = [] {}, leave = [] {};  // Implementation::enter() and leave()
 };
 
 // Times several computations interleaved: `warmups` untimed rounds, then `repeats` rounds of one
 // timed run of each, so that all see the same machine state (clock speed, caches, other load).
 // Each timed run waits out the previous computation's spin_ms (so that no idle threads compete
-// with it) and follows one untimed run of itself (so that its own threads are awake).
+// with it) and follows one untimed run of itself (so that its own threads are awake), between its
+// enter() and leave().
 // Returns the times of each, in milliseconds, in run order.
 std::vector<std::vector<double>> interleaved_milliseconds(int64_t warmups, int64_t repeats,
                                                           const std::vector<TimedRun>& runs);
