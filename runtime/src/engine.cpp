@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "convgen/convgen.h"
+#include "scratch.h"
 #include "threads.h"
 
 namespace convgen {
@@ -189,6 +190,7 @@ BoundCall::BoundCall(const Engine& engine, Op op, const Geometry& g, const Tenso
     : kernel_(&engine.select(op, g)), args_(scalar_args(g)) {
   install_error_handler();
   install_thread_pool();
+  install_scratch_cache();
   gpu_ = kernel_->targets.find("cuda") != std::string_view::npos && runs_on_gpu(kernel_->targets);
   const auto add = [&](const float* data, const auto& c_order_dims) {
     describe(buffers_[buffer_count_], dims_[buffer_count_], data, c_order_dims);

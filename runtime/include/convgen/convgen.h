@@ -6,6 +6,7 @@
 //   engine.conv2d(g, x, w, bias, y);
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -133,6 +134,14 @@ class BoundCall {
 // while no kernel runs. It installs the pool in the kernels' Halide runtime, so only a program that
 // links a kernel library may call it.
 int set_num_threads(int threads);
+
+// Kernels allocate their scratch buffers (zero-padded inputs, packed filters) at every call and
+// free them before returning. convgen keeps the large ones once freed, up to 256 MiB in all, for
+// the next call to reuse: returned to the system, each call would fault their pages in again
+// (a quarter of the time of a 3x3 layer, measured). The bytes kept now, and a call that returns
+// them to the system (call it while no kernel runs). Builds with sanitizers keep none.
+std::size_t cached_scratch_bytes();
+void release_scratch_memory();
 
 // Whether this machine can run code for a Halide target string ("x86-64-linux-avx2-fma", "host",
 // or a comma-separated multitarget list, which runs when any of its entries does). Returns an empty
