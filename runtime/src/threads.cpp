@@ -14,9 +14,12 @@
 // loop, for milliseconds, until the scheduler moves it. Before waking sleepers, the caller
 // therefore lets them run only on the CPUs it is not on.
 //
-// A loop's tasks are claimed one at a time from a shared counter by the calling thread and every
-// worker; each task computes its own part of the output, so results do not depend on which thread
-// ran it, or on how many threads there are. A loop started from inside a task (a nested parallel
+// A loop's tasks are split into one contiguous range per thread, the caller's first: each thread
+// claims the tasks of its own range one at a time, then those left in the others' ranges. So a
+// thread takes the same part of the output at every call of a kernel and finds its lines in its
+// own cache, where tasks claimed from one shared counter went to whichever thread came first, the
+// other core's cache holding the lines. Each task computes its own part of the output, so results
+// do not depend on which thread ran it, or on how many threads there are. A loop started from inside a task (a nested parallel
 // loop), or while another thread's loop has the pool, runs its tasks in the calling thread.
 #include "threads.h"
 
@@ -121,7 +124,10 @@ class ThreadPool {
     if (workers_.empty()) start_workers();
 
     loop_ = {task, user_context, closure, min, size};
-    next_.store(0, std::memory_order_relaxed);
+    for (int t = 0; t < threads_; t++) {
+      ranges_[t].next.store(int(int64_t(size) * t / threads_), std::memory_order_relaxed);
+      ranges_[t].end = int(int64_t(size) * (t + 1) / threads_);
+    }
     done_.store(0, std::memory_order_relaxed);
     error_.store(0, std::memory_order_relaxed);
     bool asleep = false;
@@ -134,7 +140,7 @@ class ThreadPool {
       if (!oversubscribed_) steer_off_caller(workers_);
       wake_.notify_all();
     }
-    drain();
+    drain(0);
     // Every task is done once the count says so; then no worker may join, and the loop returns
     // once those that did have left it (they read its fields).
     await([&] { return done_.load(std::memory_order_acquire) == size; });
@@ -167,24 +173,27 @@ class ThreadPool {
     return error;
   }
 
-  // Claims and runs the loop's tasks until none is left. After a task fails the rest are claimed
-  // but not run, and the loop returns the first error.
-  void drain() {
+  // Claims and runs the tasks of thread `slot`'s range, then of the others', until none is left.
+  // After a task fails the rest are claimed but not run, and the loop returns the first error.
+  void drain(int slot) {
     in_task = true;
-    for (;;) {
-      const int i = next_.fetch_add(1, std::memory_order_relaxed);
-      if (i >= loop_.size) break;
-      if (error_.load(std::memory_order_relaxed) == 0) {
-        const int error = loop_.task(loop_.user_context, loop_.min + i, loop_.closure);
-        int none = 0;
-        if (error != 0) error_.compare_exchange_strong(none, error, std::memory_order_relaxed);
+    for (int k = 0; k < threads_; k++) {
+      Range& range = ranges_[(slot + k) % threads_];
+      for (;;) {
+        const int i = range.next.fetch_add(1, std::memory_order_relaxed);
+        if (i >= range.end) break;
+        if (error_.load(std::memory_order_relaxed) == 0) {
+          const int error = loop_.task(loop_.user_context, loop_.min + i, loop_.closure);
+          int none = 0;
+          if (error != 0) error_.compare_exchange_strong(none, error, std::memory_order_relaxed);
+        }
+        done_.fetch_add(1, std::memory_order_release);
       }
-      done_.fetch_add(1, std::memory_order_release);
     }
     in_task = false;
   }
 
-  void work(std::chrono::microseconds spin) {
+  void work(int slot, std::chrono::microseconds spin) {
     uint64_t seen = generation(ticket_.load(std::memory_order_acquire));
     for (;;) {
       uint64_t ticket = ticket_.load(std::memory_order_acquire);
@@ -204,7 +213,7 @@ class ThreadPool {
       // Join the loop unless it has closed (its tasks all done) or a newer one has begun.
       while (!(ticket & kClosed) && generation(ticket) == seen) {
         if (ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel)) {
-          drain();
+          drain(slot);
           ticket_.fetch_sub(1, std::memory_order_release);
           break;
         }
@@ -216,7 +225,8 @@ class ThreadPool {
     stop_ = false;
     oversubscribed_ = threads_ > int(std::thread::hardware_concurrency());
     const std::chrono::microseconds spin = oversubscribed_ ? std::chrono::microseconds(0) : kSpin;
-    for (int i = 1; i < threads_; i++) workers_.emplace_back([this, spin] { work(spin); });
+    ranges_ = std::vector<Range>(size_t(threads_));
+    for (int i = 1; i < threads_; i++) workers_.emplace_back([this, i, spin] { work(i, spin); });
   }
 
   void stop_workers() {
@@ -233,7 +243,14 @@ class ThreadPool {
   int threads_ = 0;   // 0 until the first loop or resize()
   std::vector<std::thread> workers_;
   Loop loop_;
-  std::atomic<int> next_{0}, done_{0}, error_{0};
+  // Per thread, the tasks of its range not yet claimed: [next, end), each on a cache line of its
+  // own.
+  struct alignas(64) Range {
+    std::atomic<int> next{0};
+    int end = 0;
+  };
+  std::vector<Range> ranges_;
+  std::atomic<int> done_{0}, error_{0};
   std::atomic<uint64_t> ticket_{0};
   std::mutex mutex_;  // with wake_: sleeping workers
   std::condition_variable wake_;
