@@ -273,6 +273,7 @@ struct Blocking {
                        // of the next ones it spans as well
   bool restage_whole;    // restage inputs whole (Staged), rather than as each chunk's packed slice
   bool transpose_packs;  // pack a restaged input's slices by in-register transposes, not gathers
+  bool pack_slices;      // copy each chunk's slice of the vector operand into a dense buffer
 };
 
 // The register tile of a specialized kernel, accumulated over blocks. Per reduction step, the tile
@@ -377,7 +378,7 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   // another order than stored) is packed by gathers, or in blocks of lanes x lanes read along
   // the dimension it is stored along and transposed in registers (the block transpose of
   // Halide's performance tests).
-  if (stage.vector_operand.func.defined()) {
+  if (stage.vector_operand.func.defined() && b.pack_slices) {
     const std::vector<Var>& storage = stage.vector_operand.storage;
     Func slice = Func(stage.vector_operand.func).in(acc);
     if (whole) {
@@ -405,7 +406,7 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // must not overrun).
 Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int lanes, int vectors,
                   int pixels) {
-  Blocking b{vectors, pixels, 0, 0, 0, 1, 1, 1, 0, true, false};
+  Blocking b{vectors, pixels, 0, 0, 0, 1, 1, 1, 0, true, false, true};
   const int64_t width = stage.extents[1], height = stage.extents[2];
   const int64_t tiles_0 = stage.extents[0] / (int64_t(vectors) * lanes);
   b.channel_tiles = int(largest_divisor(tiles_0, knobs["block_channel_tiles"]));
@@ -435,6 +436,8 @@ Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int lane
   const int64_t blocks = ceil_div(width, b.block_x) * (height / b.block_y) * stage.extents[3];
   b.restage_whole = knobs["restage"] ? knobs["restage"] == 1 : blocks > 2;
   b.transpose_packs = knobs["restage"] == 3;
+  // In place only where the operand is read in the order it is stored, or restaged whole.
+  b.pack_slices = knobs["pack_slices"] || (vector_operand_restaged(stage) && !b.restage_whole);
   return b;
 }
 
@@ -695,11 +698,15 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
        "an input read in another order than stored (backprop_input's filter): 1 = restaged "
        "whole, 2 = only packed per chunk, by gathers, 3 = by transposes of lanes x lanes blocks "
        "in registers, 0 = 2 when at most 2 spatial blocks share each channel block, else 1"},
+      {"pack_slices", 0, 1, 1,
+       "1 = a specialized kernel copies the slice of the filter (or gradient) that a reduction "
+       "chunk loads as vectors into a dense buffer first; 0 = loads it in place, where it is "
+       "stored in the order it is read (a filter too large for the cache then streams once)"},
       {"reduction_vectors", 0, 1, 0,
        "1 = a specialized kernel whose reduction's innermost dimension fills whole vectors "
        "vectorizes it rather than the output channels: tiles of channels x tile_pixels positions "
        "whose sums are added across lanes at the end, the operands read as stored (no restaging)"},
-      {"reduction_chunk", 0, 1024, 0,
+      {"reduction_chunk", 0, 8192, 0,
        "reduction steps (in-channels, or output columns) per pass over an accumulator block: the "
        "largest divisor of the extent up to this, or all of it times whole next dimensions "
        "(filter columns, output rows) while the product stays within this (0 = 64)"},
