@@ -5,7 +5,7 @@
 // a large block with mmap, or from the top of its heap, which it gives back to the system when it
 // is freed (past M_TRIM_THRESHOLD): the next call then faults every page of the block in again.
 // An application that calls a kernel in a loop paid that on each call: res4's 3x3 forward pass
-// took 2.07 ms instead of 1.14 on one thread of the Zen 5 EPYC, a quarter of it in the kernel's
+// took 2.21 ms instead of 1.24 on one thread of the Zen 5 EPYC, a quarter of it in the kernel's
 // page-fault handler. (A process whose earlier allocations had raised glibc's thresholds, as the
 // bench's have, did not, which is how it went unseen.) Large freed blocks are therefore kept,
 // up to kCacheLimit bytes, and handed to the next request they fit.
