@@ -111,11 +111,15 @@ void scratch_free(void* /*user_context*/, void* ptr) {
 }  // namespace
 
 void install_scratch_cache() {
-#ifndef CONVGEN_SANITIZE  // kept blocks would hide a kernel's use after free from AddressSanitizer
+#ifdef CONVGEN_SANITIZE
+  constexpr bool kKeep = false;  // kept blocks would hide a kernel's use after free from ASan
+#else
+  constexpr bool kKeep = true;
+#endif
+  if (!kKeep) return;
   static const bool installed =
       (halide_set_custom_malloc(scratch_malloc), halide_set_custom_free(scratch_free), true);
   (void)installed;
-#endif
 }
 
 namespace {
