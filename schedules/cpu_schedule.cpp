@@ -293,8 +293,11 @@ struct Blocking {
 // 204 GFLOP/s) with the database's AVX2 entries, on convgen's thread pool: the 3x3 layers at
 // 76-163 GFLOP/s (37-79% of peak), 0.67-1.60x the best peer over two runs; the 1x1 layers at
 // 74-132 (36-65%), 0.62-1.51x. On AMD EPYC (Zen 5, AVX-512, 2 threads, peak 463 GFLOP/s) with
-// the AVX-512 entries tuned there: the 3x3 layers at 228-385 GFLOP/s (49-83% of peak), 0.58-1.60x;
-// the 1x1 layers at 257-435 (56-94%), 0.66-1.09x.
+// the AVX-512 entries tuned there, oneDNN's threads bound while it runs: the 3x3 layers at 177-401
+// GFLOP/s (38-87% of peak), 0.65-1.02x; the 1x1 layers at 225-420 (48-91%), 0.73-1.13x (1 thread:
+// 57-92% and 60-91% of peak; res3's forward pass in a loop of calls, 97%). In a register tile over
+// a 128-step chunk in the L1 cache, 2 x 7, 4 x 5, 4 x 6, 3 x 8 and 2 x 12 all run at the peak
+// (231-235 GFLOP/s on one thread), 4 x 4 at 177, 1 x 7 at 183, 8 x 3 at 196.
 // Blocks of several channel tiles (block_channel_tiles) won 6 of the 33 AVX2 entries: res5's
 // forward pass 47 -> 57-70 GFLOP/s with 7.
 void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocking& b) {
