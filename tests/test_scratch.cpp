@@ -65,7 +65,7 @@ TEST_CASE("scratch memory: a kept block much larger than a request is not spent 
   release_scratch_memory();
 }
 
-TEST_CASE("scratch memory: the cache keeps at most 256 MiB; small blocks are not kept",
+TEST_CASE("scratch memory: the cache keeps at most 256 MiB, and no small blocks",
           "[unit]") {
   fresh_cache();
   std::vector<void*> blocks;
