@@ -19,8 +19,9 @@
 // thread takes the same part of the output at every call of a kernel and finds its lines in its
 // own cache, where tasks claimed from one shared counter went to whichever thread came first, the
 // other core's cache holding the lines. Each task computes its own part of the output, so results
-// do not depend on which thread ran it, or on how many threads there are. A loop started from inside a task (a nested parallel
-// loop), or while another thread's loop has the pool, runs its tasks in the calling thread.
+// do not depend on which thread ran it, or on how many threads there are. A loop started from
+// inside a task (a nested parallel loop), or while another thread's loop has the pool, runs its
+// tasks in the calling thread.
 #include "threads.h"
 
 #include <atomic>
