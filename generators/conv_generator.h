@@ -257,16 +257,16 @@ class ConvGenerator : public Halide::Generator<T> {
     if (!knob_report.value().empty()) {
       schedules::write_knob_report(knob_report, target.to_string(), space, knobs);
     }
+    const schedules::ReductionKind kind = tensor == Tensor::filter || tensor == Tensor::bias
+                                              ? schedules::ReductionKind::pixels
+                                              : schedules::ReductionKind::taps;
     if (gpu) {
-      const schedules::ReductionKind kind = tensor == Tensor::filter || tensor == Tensor::bias
-                                                ? schedules::ReductionKind::pixels
-                                                : schedules::ReductionKind::taps;
       if (kind == schedules::ReductionKind::pixels) {
         require_indexable_partial_sums(out, knobs["split_parts"]);
       }
       schedules::schedule_cuda(stage, kind, target, knobs);
     } else {
-      schedules::schedule_cpu(stage, target, knobs);
+      schedules::schedule_cpu(stage, kind, target, knobs);
     }
   }
 

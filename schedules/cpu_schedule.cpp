@@ -149,7 +149,7 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t re
   int64_t outputs = 1;
   for (int64_t extent : stage.extents) outputs *= extent;
   const bool whole = outputs <= registers && stage.domain.dimensions() > 1;
-  const bool tiled = !whole && stage.dims.size() == 4;
+  const bool tiled = !whole && stage.dims.size() >= 4;
   positions = tiled ? std::min(positions, stage.extents[1]) : 1;
   const int64_t channels =
       largest_divisor(stage.extents[0], std::max<int64_t>(registers / positions, 1));
@@ -175,14 +175,15 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t re
     // Channel blocks outermost, so that the operand slice they read stays in cache over the rows.
     Var co("c_o"), ci("c_i"), xo("x_o"), xi("x_i"), blocks("blocks");
     const std::vector<Var>& d = stage.dims;
+    std::vector<VarOrRVar> loops = {ci, xi, xo};
+    loops.insert(loops.end(), d.begin() + 2, d.end());  // the taps (and the parts)
+    loops.emplace_back(co);
     output.split(d[0], co, ci, int(channels))
         .split(d[1], xo, xi, int(positions), TailStrategy::ShiftInwards)
-        .reorder(ci, xi, xo, d[2], d[3], co)
-        .fuse(d[2], d[3], blocks)
-        .fuse(blocks, co, blocks)
-        .parallel(blocks)
-        .unroll(ci)
-        .unroll(xi);
+        .reorder(loops)
+        .fuse(d[2], d[3], blocks);
+    for (size_t outer = 4; outer < d.size(); outer++) output.fuse(blocks, d[outer], blocks);
+    output.fuse(blocks, co, blocks).parallel(blocks).unroll(ci).unroll(xi);
     acc.compute_at(output, xo)
         .bound_extent(stage.acc_dims[0], int(channels))
         .bound_extent(stage.acc_dims[1], int(positions));
@@ -312,15 +313,17 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   Var blocks("blocks");
   const int tile_channels = b.vectors * lanes;
   const int channel_tiles = whole ? 1 : b.channel_tiles;
+  std::vector<VarOrRVar> loops = {ci, xi, yi, xo, co, yo};
+  loops.insert(loops.end(), d.begin() + 3, d.end());  // the batch (or filter rows, and parts)
   output.split(d[0], co, ci, tile_channels * channel_tiles)
       .split(d[1], xo, xi, b.block_x, TailStrategy::GuardWithIf)
       .split(d[2], yo, yi, b.block_y, TailStrategy::GuardWithIf)
-      .reorder(ci, xi, yi, xo, co, yo, d[3])
+      .reorder(loops)
       .split(ci, ci, cv, lanes)
       .vectorize(cv)
-      .fuse(co, yo, blocks)
-      .fuse(blocks, d[3], blocks)
-      .parallel(blocks);
+      .fuse(co, yo, blocks);
+  for (size_t outer = 3; outer < d.size(); outer++) output.fuse(blocks, d[outer], blocks);
+  output.parallel(blocks);
   if (whole) {
     const int span = b.pixels * b.phase_x;
     output.split(xi, xt, xi, span, TailStrategy::GuardWithIf).reorder(ci, xi, yi, xt);
@@ -436,7 +439,8 @@ Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int lane
   // A restaged input read in another order than stored (backprop_input's filter) is packed per
   // chunk: cheap when each channel block has few spatial blocks to pack it for, else better
   // restaged once, whole.
-  const int64_t blocks = ceil_div(width, b.block_x) * (height / b.block_y) * stage.extents[3];
+  int64_t blocks = ceil_div(width, b.block_x) * (height / b.block_y);
+  for (size_t d = 3; d < stage.extents.size(); d++) blocks *= stage.extents[d];
   b.restage_whole = knobs["restage"] ? knobs["restage"] == 1 : blocks > 2;
   b.transpose_packs = knobs["restage"] == 3;
   // In place only where the operand is read in the order it is stored, or restaged whole.
@@ -665,7 +669,53 @@ Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int 
   return cycles(best) * 20 <= cycles(preferred) * 19 ? best : preferred;
 }
 
+// A filter gradient's partial sums over `parts` parts of the output rows (split_rows), as the
+// stage a register tile then schedules: its output holds the partial sums, whole, with the part
+// as its last dimension, so that the parts' blocks run in parallel like any others. The parts
+// are then added in order, a vector of channels at a time. The few blocks of a filter gradient
+// (9 for res2's 3x3 filter, one per tap) then make enough tasks to keep every thread busy, and
+// each thread reads only its part of the input and the output gradient.
+ReductionStage split_partial_sums(const ReductionStage& stage, int parts, int lanes) {
+  Func acc = stage.accumulator;
+  RVar rows_inner;
+  Func partial = split_rows(acc.update(), stage.domain, parts, rows_inner);
+  Func partials = partial.in(acc);
+  partials.compute_root();
+  // The reduction domain of an update after rfactor, what remains of the original one, by the
+  // names that schedule it (a split's RVar is named after its parent, "pixels$y.rows_i").
+  auto domain = [](Func f) {
+    std::vector<Halide::Internal::ReductionVariable> rvars = f.update().get_schedule().rvars();
+    for (auto& rvar : rvars) rvar.var = rvar.var.substr(rvar.var.rfind('.') + 1);
+    return Halide::RDom(Halide::Internal::ReductionDomain(rvars));
+  };
+  ReductionStage merge = stage;
+  merge.domain = domain(acc);
+  schedule_channel_vectors(merge, lanes);
+  ReductionStage parted = stage;
+  parted.output = partials;
+  parted.dims = partials.args();
+  parted.extents.push_back(parts);
+  parted.accumulator = partial;
+  parted.acc_dims = partial.args();
+  parted.domain = domain(partial);
+  return parted;
+}
+
 }  // namespace
+
+Halide::Func split_rows(const Halide::Stage& update, const Halide::RDom& domain, int parts,
+                        Halide::RVar& rows_inner) {
+  const Halide::Expr rows = domain[1].extent();
+  const int64_t known_rows = constant_extent(domain, 1);
+  const Halide::Expr per_part = known_rows > 0 ? Halide::Expr(int(ceil_div(known_rows, parts)))
+                                               : (rows + (parts - 1)) / parts;
+  RVar rows_outer("rows_o");
+  rows_inner = RVar("rows_i");
+  Var part("rows_part");
+  Halide::Stage stage = update;
+  return stage.split(domain[1], rows_outer, rows_inner, per_part, TailStrategy::GuardWithIf)
+      .rfactor(rows_outer, part);
+}
 
 std::vector<Knob> cpu_knobs(const Halide::Target& target) {
   // Narrow channels: vectors along the reduction where it is long enough, else tiles of vectors
@@ -709,6 +759,9 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
        "1 = a specialized kernel whose reduction's innermost dimension fills whole vectors "
        "vectorizes it rather than the output channels: tiles of channels x tile_pixels positions "
        "whose sums are added across lanes at the end, the operands read as stored (no restaging)"},
+      {"split_parts", 1, 8, 1,
+       "a specialized filter gradient's register tile: partial sums over this many parts of the "
+       "output rows, computed in parallel like more blocks, then added in order (1 = none)"},
       {"reduction_chunk", 0, 8192, 0,
        "reduction steps (in-channels, or output columns) per pass over an accumulator block: the "
        "largest divisor of the extent up to this, or all of it times whole next dimensions "
@@ -716,7 +769,8 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
   };
 }
 
-void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, const KnobValues& knobs) {
+void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide::Target& target,
+                  const KnobValues& knobs) {
   const int lanes = target.natural_vector_size<float>() * knobs["vector_multiple"];
   auto narrow = [&](size_t d) {
     return d < stage.extents.size() && stage.extents[d] < lanes;
@@ -743,13 +797,16 @@ void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, con
   // Vectors along the reduction read its operands in their stored order: no restaging. Only
   // whole vectors: a remainder would be a scalar loop. All registers but 4 hold accumulators.
   const int64_t accumulators = vector_registers(target) - 4;
+  // A specialized filter gradient's tile may run over partial sums of parts of the rows.
+  const bool split = vectors > 0 && kind == ReductionKind::pixels && knobs["split_parts"] > 1;
+  const ReductionStage tiled = split ? split_partial_sums(stage, knobs["split_parts"], lanes) : stage;
   if (vectors > 0 && knobs["reduction_vectors"] && reduction_lanes) {
     // A tile of channels x positions, each sum a vector along the reduction.
-    schedule_reduction_lanes(stage, lanes, accumulators, tile.pixels);
+    schedule_reduction_lanes(tiled, lanes, accumulators, tile.pixels);
     restage = false;
   } else if (vectors > 0) {
-    const Blocking b = blocking(stage, knobs, lanes, vectors, tile.pixels);
-    schedule_register_tile(stage, lanes, b);
+    const Blocking b = blocking(tiled, knobs, lanes, vectors, tile.pixels);
+    schedule_register_tile(tiled, lanes, b);
     restage_whole = b.restage_whole;
   } else if (stage.dims.size() == 4 && stage.extents.empty()) {
     schedule_generic_register_tile(stage, lanes, knobbed.vectors, knobbed.pixels);

@@ -52,6 +52,20 @@ struct ReductionStage {
   std::vector<int64_t> period;
 };
 
+// What a reduction sums over, which decides how it is parallelized.
+enum class ReductionKind {
+  taps,    // every output pixel sums over filter taps and channels (conv2d, backprop_input)
+  pixels,  // every output sums over all output pixels (backprop_filter, the bias gradient)
+};
+
+// The rows of a reduction over output pixels (`domain`: columns, rows, batch) split into `parts`
+// parts, each summed on its own (rfactor): returns the partial sums, whose last dimension is the
+// part, and sets `rows_inner` to the rows of a part. `update` then adds the parts in order, so
+// the sum does not depend on how many threads (or thread blocks) computed them. Shared by the
+// CPU and CUDA schedules.
+Halide::Func split_rows(const Halide::Stage& update, const Halide::RDom& domain, int parts,
+                        Halide::RVar& rows_inner);
+
 // The knobs of the CPU schedule, with their ranges and defaults for `target`.
 std::vector<Knob> cpu_knobs(const Halide::Target& target);
 
@@ -65,8 +79,10 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target);
 // per output row of vectors, rows in parallel; a specialized kernel whose contiguous dimension is
 // narrower than a vector (a 3->1 edge filter) may instead vectorize the reduction itself (per-lane
 // partial sums added in a fixed order) when it is long enough, else the next dimension: knob
-// narrow_channels. The reduction order never depends on the thread count, so results are bitwise
-// reproducible.
-void schedule_cpu(const ReductionStage& stage, const Halide::Target& target, const KnobValues& knobs);
+// narrow_channels. A specialized filter gradient's tile may run over partial sums of parts of
+// the output rows (knob split_parts), more blocks to run in parallel, then add them in order.
+// The reduction order never depends on the thread count, so results are bitwise reproducible.
+void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide::Target& target,
+                  const KnobValues& knobs);
 
 }  // namespace convgen::schedules

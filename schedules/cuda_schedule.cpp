@@ -208,23 +208,6 @@ void schedule_block_tile(Func out, const Roles& o, Func acc, const Roles& a, con
   }
 }
 
-// The rows of a reduction over output pixels split into `parts` parts, each summed on its own
-// (rfactor): returns the partial sums, whose last dimension is the part. `update` then adds the
-// parts in order.
-Func split_rows(const Halide::Stage& update, const Halide::RDom& domain, int parts,
-                RVar& rows_inner) {
-  const Expr rows = domain[1].extent();
-  const int64_t known_rows = constant(rows);
-  const Expr per_part =
-      known_rows > 0 ? Expr(int(ceil_div(known_rows, parts))) : (rows + (parts - 1)) / parts;
-  RVar rows_outer("rows_o");
-  rows_inner = RVar("rows_i");
-  Var part("part");
-  Halide::Stage stage = update;
-  return stage.split(domain[1], rows_outer, rows_inner, per_part, TailStrategy::GuardWithIf)
-      .rfactor(rows_outer, part);
-}
-
 // How many parts a reduction over output rows is split into: the knob split_parts, or more, up to
 // one part per row, when a specialized kernel's other block dimensions give `other_blocks` blocks,
 // fewer than the knob min_blocks that keep every SM busy (a 3->1 filter's gradient has 9 values

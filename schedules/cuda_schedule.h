@@ -19,16 +19,10 @@
 #include <vector>
 
 #include "Halide.h"
-#include "cpu_schedule.h"  // ReductionStage
+#include "cpu_schedule.h"  // ReductionStage, ReductionKind, split_rows
 #include "knobs.h"
 
 namespace convgen::schedules {
-
-// What a reduction sums over, which decides how it is parallelized.
-enum class ReductionKind {
-  taps,    // every output pixel sums over filter taps and channels (conv2d, backprop_input)
-  pixels,  // every output sums over all output pixels (backprop_filter, the bias gradient)
-};
 
 // The knobs of the CUDA schedule, with their ranges and defaults for `target`.
 std::vector<Knob> cuda_knobs(const Halide::Target& target);

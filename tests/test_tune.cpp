@@ -184,6 +184,55 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
   }
 }
 
+TEST_CASE("tune: filter gradients over parts of the rows match the reference", "[cli][tune]") {
+  // split_parts: a filter gradient's register tile over partial sums of parts of the output
+  // rows, added in order after. Seeded here: 3 parts of 5 rows (the last part one row short)
+  // in a batch of 2, a stride and a dilation, NCHW; 2 parts with reduction_vectors (rows of 32
+  // positions: sums as vectors along them), where the tile is channels x positions.
+  const TempDir dir;
+  write_bytes(dir / "layers.json", R"({"layers": [
+    {"name": "odd_rows", "N": 2, "H": 5, "W": 9, "C": 32, "K": 64, "R": 3, "S": 3,
+     "padding": "SAME", "ops": ["conv2d_backprop_filter"]},
+    {"name": "s2_dil", "N": 1, "H": 9, "W": 11, "C": 32, "K": 64, "R": 3, "S": 2, "stride": 2,
+     "dilation_w": 2, "padding": "SAME", "ops": ["conv2d_backprop_filter"]},
+    {"name": "nchw", "N": 1, "H": 7, "W": 6, "C": 16, "K": 32, "R": 3, "S": 3,
+     "padding": "VALID", "data_format": "NCHW", "ops": ["conv2d_backprop_filter"]},
+    {"name": "wide", "N": 1, "H": 6, "W": 32, "C": 16, "K": 32, "R": 3, "S": 3,
+     "padding": "SAME", "ops": ["conv2d_backprop_filter"]}]})");
+  const auto tune = [&](const std::string& db, const std::string& trials) {
+    return run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", db,
+                                     "--trials", trials, "--threads", "2", "--no-autoschedulers",
+                                     "--target", "host"});
+  };
+  const CommandResult probe = tune(dir / "probe.json", "1");
+  INFO(probe.out << probe.err);
+  REQUIRE(probe.exit_code == 0);
+  const ScheduleDatabase probed = ScheduleDatabase::read(dir / "probe.json");
+  REQUIRE(probed.entries().size() == 4);
+  const std::vector<std::pair<std::map<std::string, int>, std::string>> seeds = {
+      {{{"split_parts", 3}}, "split_parts=3: "},
+      {{{"split_parts", 2}, {"reduction_vectors", 1}, {"tile_pixels", 3}},
+       "reduction_vectors=1 split_parts=2 tile_pixels=3: "}};
+  for (const auto& [knobs, described] : seeds) {
+    ScheduleDatabase db = probed;
+    for (ScheduleEntry e : db.entries()) {
+      e.knobs = knobs;
+      db.put(e);
+    }
+    db.write(dir / "seeded.json");
+    const CommandResult seeded = tune(dir / "seeded.json", "2");  // the defaults, then the entry
+    INFO(seeded.out << seeded.err);
+    REQUIRE(seeded.exit_code == 0);
+    CHECK_THAT(seeded.out + seeded.err, Catch::Contains("odd_rows conv2d_backprop_filter: ") &&
+                                            Catch::Contains("s2_dil conv2d_backprop_filter: ") &&
+                                            Catch::Contains("nchw conv2d_backprop_filter: ") &&
+                                            Catch::Contains("wide conv2d_backprop_filter: ") &&
+                                            Catch::Contains(described) &&
+                                            !Catch::Contains("failed") &&
+                                            !Catch::Contains("WRONG"));
+  }
+}
+
 TEST_CASE("tune refuses bad options", "[cli][tune]") {
   const TempDir dir;
   const auto refused = [&](std::vector<std::string> args, const std::string& argument) {
