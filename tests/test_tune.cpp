@@ -26,6 +26,43 @@ CommandResult generate(const TempDir& dir, const std::string& schedules) {
                                    "--schedules", schedules});
 }
 
+// Tunes every layer operator of `layers` (a shape config) from entries seeded with each of
+// `seeds` (knobs, and how tune's log names them) in turn, and checks that every candidate ran,
+// each against the reference: the log names the seed and every one of `tuned` ("layer op"), and
+// says nothing failed and nothing was WRONG. `entries`: how many layer operators `layers` has.
+void check_seeded_candidates(
+    const std::string& layers, size_t entries,
+    const std::vector<std::pair<std::map<std::string, int>, std::string>>& seeds,
+    const std::vector<std::string>& tuned) {
+  const TempDir dir;
+  write_bytes(dir / "layers.json", layers);
+  const auto tune = [&](const std::string& db, const std::string& trials) {
+    return run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", db,
+                                     "--trials", trials, "--threads", "2", "--no-autoschedulers",
+                                     "--target", "host"});
+  };
+  const CommandResult probe = tune(dir / "probe.json", "1");
+  INFO(probe.out << probe.err);
+  REQUIRE(probe.exit_code == 0);
+  const ScheduleDatabase probed = ScheduleDatabase::read(dir / "probe.json");
+  REQUIRE(probed.entries().size() == entries);
+  for (const auto& [knobs, described] : seeds) {
+    ScheduleDatabase db = probed;
+    for (ScheduleEntry e : db.entries()) {
+      e.knobs = knobs;
+      db.put(e);
+    }
+    db.write(dir / "seeded.json");
+    const CommandResult seeded = tune(dir / "seeded.json", "2");  // the defaults, then the entry
+    INFO(seeded.out << seeded.err);
+    REQUIRE(seeded.exit_code == 0);
+    const std::string log = seeded.out + seeded.err;
+    CHECK_THAT(log, Catch::Contains(described) && !Catch::Contains("failed") &&
+                        !Catch::Contains("WRONG"));
+    for (const std::string& layer_op : tuned) CHECK_THAT(log, Catch::Contains(layer_op + ": "));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("tune: a tiny search writes a database that generate uses", "[cli][tune]") {
@@ -135,8 +172,7 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
   // where the height is even (s2_rows) and of single rows where it is odd (s2_dil). Narrow
   // channels (wide_rgb) take tiles of vectors along the positions, one or two to a row, the
   // last past the edge.
-  const TempDir dir;
-  write_bytes(dir / "layers.json", R"({"layers": [
+  check_seeded_candidates(R"({"layers": [
     {"name": "odd_3x3", "N": 2, "H": 5, "W": 9, "C": 32, "K": 64, "R": 3, "S": 3,
      "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]},
     {"name": "s2_dil", "N": 1, "H": 9, "W": 11, "C": 32, "K": 64, "R": 3, "S": 2, "stride": 2,
@@ -146,42 +182,17 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
     {"name": "s2_rows", "N": 1, "H": 10, "W": 13, "C": 32, "K": 48, "R": 3, "S": 3,
      "stride": 2, "padding": "SAME", "ops": ["conv2d_backprop_input"]},
     {"name": "wide_rgb", "N": 2, "H": 5, "W": 150, "C": 3, "K": 2, "R": 3, "S": 3,
-     "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]}]})");
-  const auto tune = [&](const std::string& db, const std::string& trials) {
-    return run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", db,
-                                     "--trials", trials, "--threads", "2", "--no-autoschedulers",
-                                     "--target", "host"});
-  };
-  const CommandResult probe = tune(dir / "probe.json", "1");
-  INFO(probe.out << probe.err);
-  REQUIRE(probe.exit_code == 0);
-  const ScheduleDatabase probed = ScheduleDatabase::read(dir / "probe.json");
-  REQUIRE(probed.entries().size() == 8);
-  const std::vector<std::pair<std::map<std::string, int>, std::string>> seeds = {
-      {{{"reduction_vectors", 1}, {"tile_pixels", 3}}, "reduction_vectors=1 tile_pixels=3: "},
-      {{{"restage", 3}}, "restage=3: "},
-      {{{"reduction_chunk", 1024}}, "reduction_chunk=1024: "},
-      {{{"block_channel_tiles", 3}, {"reduction_chunk", 8}},
-       "block_channel_tiles=3 reduction_chunk=8: "}};
-  for (const auto& [knobs, described] : seeds) {
-    ScheduleDatabase db = probed;
-    for (ScheduleEntry e : db.entries()) {
-      e.knobs = knobs;
-      db.put(e);
-    }
-    db.write(dir / "seeded.json");
-    const CommandResult seeded = tune(dir / "seeded.json", "2");  // the defaults, then the entry
-    INFO(seeded.out << seeded.err);
-    REQUIRE(seeded.exit_code == 0);
-    CHECK_THAT(seeded.out + seeded.err, Catch::Contains("odd_3x3 conv2d_backprop_input") &&
-                                            Catch::Contains("s2_dil conv2d: ") &&
-                                            Catch::Contains("k24 conv2d_backprop_input: ") &&
-                                            Catch::Contains("s2_rows conv2d_backprop_input: ") &&
-                                            Catch::Contains("wide_rgb conv2d_backprop_input: ") &&
-                                            Catch::Contains(described) &&
-                                            !Catch::Contains("failed") &&
-                                            !Catch::Contains("WRONG"));
-  }
+     "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]}]})",
+                          8,
+                          {{{{"reduction_vectors", 1}, {"tile_pixels", 3}},
+                            "reduction_vectors=1 tile_pixels=3: "},
+                           {{{"restage", 3}}, "restage=3: "},
+                           {{{"reduction_chunk", 1024}}, "reduction_chunk=1024: "},
+                           {{{"block_channel_tiles", 3}, {"reduction_chunk", 8}},
+                            "block_channel_tiles=3 reduction_chunk=8: "}},
+                          {"odd_3x3 conv2d_backprop_input", "s2_dil conv2d",
+                           "k24 conv2d_backprop_input", "s2_rows conv2d_backprop_input",
+                           "wide_rgb conv2d_backprop_input"});
 }
 
 TEST_CASE("tune: filter gradients over parts of the rows match the reference", "[cli][tune]") {
@@ -189,8 +200,7 @@ TEST_CASE("tune: filter gradients over parts of the rows match the reference", "
   // rows, added in order after. Seeded here: 3 parts of 5 rows (the last part one row short)
   // in a batch of 2, a stride and a dilation, NCHW; 2 parts with reduction_vectors (rows of 32
   // positions: sums as vectors along them), where the tile is channels x positions.
-  const TempDir dir;
-  write_bytes(dir / "layers.json", R"({"layers": [
+  check_seeded_candidates(R"({"layers": [
     {"name": "odd_rows", "N": 2, "H": 5, "W": 9, "C": 32, "K": 64, "R": 3, "S": 3,
      "padding": "SAME", "ops": ["conv2d_backprop_filter"]},
     {"name": "s2_dil", "N": 1, "H": 9, "W": 11, "C": 32, "K": 64, "R": 3, "S": 2, "stride": 2,
@@ -198,39 +208,13 @@ TEST_CASE("tune: filter gradients over parts of the rows match the reference", "
     {"name": "nchw", "N": 1, "H": 7, "W": 6, "C": 16, "K": 32, "R": 3, "S": 3,
      "padding": "VALID", "data_format": "NCHW", "ops": ["conv2d_backprop_filter"]},
     {"name": "wide", "N": 1, "H": 6, "W": 32, "C": 16, "K": 32, "R": 3, "S": 3,
-     "padding": "SAME", "ops": ["conv2d_backprop_filter"]}]})");
-  const auto tune = [&](const std::string& db, const std::string& trials) {
-    return run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", db,
-                                     "--trials", trials, "--threads", "2", "--no-autoschedulers",
-                                     "--target", "host"});
-  };
-  const CommandResult probe = tune(dir / "probe.json", "1");
-  INFO(probe.out << probe.err);
-  REQUIRE(probe.exit_code == 0);
-  const ScheduleDatabase probed = ScheduleDatabase::read(dir / "probe.json");
-  REQUIRE(probed.entries().size() == 4);
-  const std::vector<std::pair<std::map<std::string, int>, std::string>> seeds = {
-      {{{"split_parts", 3}}, "split_parts=3: "},
-      {{{"split_parts", 2}, {"reduction_vectors", 1}, {"tile_pixels", 3}},
-       "reduction_vectors=1 split_parts=2 tile_pixels=3: "}};
-  for (const auto& [knobs, described] : seeds) {
-    ScheduleDatabase db = probed;
-    for (ScheduleEntry e : db.entries()) {
-      e.knobs = knobs;
-      db.put(e);
-    }
-    db.write(dir / "seeded.json");
-    const CommandResult seeded = tune(dir / "seeded.json", "2");  // the defaults, then the entry
-    INFO(seeded.out << seeded.err);
-    REQUIRE(seeded.exit_code == 0);
-    CHECK_THAT(seeded.out + seeded.err, Catch::Contains("odd_rows conv2d_backprop_filter: ") &&
-                                            Catch::Contains("s2_dil conv2d_backprop_filter: ") &&
-                                            Catch::Contains("nchw conv2d_backprop_filter: ") &&
-                                            Catch::Contains("wide conv2d_backprop_filter: ") &&
-                                            Catch::Contains(described) &&
-                                            !Catch::Contains("failed") &&
-                                            !Catch::Contains("WRONG"));
-  }
+     "padding": "SAME", "ops": ["conv2d_backprop_filter"]}]})",
+                          4,
+                          {{{{"split_parts", 3}}, "split_parts=3: "},
+                           {{{"split_parts", 2}, {"reduction_vectors", 1}, {"tile_pixels", 3}},
+                            "reduction_vectors=1 split_parts=2 tile_pixels=3: "}},
+                          {"odd_rows conv2d_backprop_filter", "s2_dil conv2d_backprop_filter",
+                           "nchw conv2d_backprop_filter", "wide conv2d_backprop_filter"});
 }
 
 TEST_CASE("tune refuses bad options", "[cli][tune]") {
