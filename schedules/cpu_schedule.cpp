@@ -294,9 +294,9 @@ struct Blocking {
 // 204 GFLOP/s) with the database's AVX2 entries, on convgen's thread pool: the 3x3 layers at
 // 76-163 GFLOP/s (37-79% of peak), 0.67-1.60x the best peer over two runs; the 1x1 layers at
 // 74-132 (36-65%), 0.62-1.51x. On AMD EPYC (Zen 5, AVX-512, 2 threads, peak 463 GFLOP/s) with
-// the AVX-512 entries tuned there, oneDNN's threads bound while it runs: the 3x3 layers at 177-401
-// GFLOP/s (38-87% of peak), 0.65-1.02x; the 1x1 layers at 225-420 (48-91%), 0.73-1.13x (1 thread:
-// 57-92% and 60-91% of peak; res3's forward pass in a loop of calls, 97%). In a register tile over
+// the AVX-512 entries tuned there, oneDNN's threads bound while it runs: the 3x3 layers at 239-355
+// GFLOP/s (53-79% of a peak of 449), 0.63-1.18x; the 1x1 layers at 212-399 (47-89%), 0.72-1.09x
+// (1 thread: 59-85% and 67-90% of peak; res3's forward pass in a loop of calls, 97%). In a register tile over
 // a 128-step chunk in the L1 cache, 2 x 7, 4 x 5, 4 x 6, 3 x 8 and 2 x 12 all run at the peak
 // (231-235 GFLOP/s on one thread), 4 x 4 at 177, 1 x 7 at 183, 8 x 3 at 196.
 // Blocks of several channel tiles (block_channel_tiles) won 6 of the 33 AVX2 entries: res5's
@@ -674,7 +674,9 @@ Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int 
 // as its last dimension, so that the parts' blocks run in parallel like any others. The parts
 // are then added in order, a vector of channels at a time. The few blocks of a filter gradient
 // (9 for res2's 3x3 filter, one per tap) then make enough tasks to keep every thread busy, and
-// each thread reads only its part of the input and the output gradient.
+// each thread reads only its part of the input and the output gradient. Measured on the Zen 5
+// EPYC (AVX-512, 2 threads, convgen bench before and after): res2's 3x3 filter gradient 0.894 ->
+// 0.725 ms (299 GFLOP/s, 67% of peak in the main job), the stem's 1.109 -> 0.859 (2.1x oneDNN).
 ReductionStage split_partial_sums(const ReductionStage& stage, int parts, int lanes) {
   Func acc = stage.accumulator;
   RVar rows_inner;
