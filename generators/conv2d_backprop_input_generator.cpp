@@ -16,11 +16,16 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     ConvExprs g = geometry();
     with_output_side(g, out_backprop);
     with_filter(g, filter);
-    // The filter is read along its in-channels, which HWIO does not store contiguously.
+    // The filter is read along its in-channels, which HWIO does not store contiguously: restaged,
+    // or blocked along them.
     const ConvVars& v = vars;
     const Halide::Func w = operand(filter);
     Halide::Func staged_filter("staged_filter");
-    staged_filter(v.k, v.c, v.s, v.r) = w(v.k, v.c, v.s, v.r);
+    if (blocked_filter) {
+      staged_filter = blocked(filter, v.c);
+    } else {
+      staged_filter(v.k, v.c, v.s, v.r) = w(v.k, v.c, v.s, v.r);
+    }
     const Halide::Func dy = zero_padded(canonical(out_backprop), out_backprop, Tensor::output,
                                           backprop_input_window);
     const Reduction dx = conv2d_backprop_input(vars, g, dy, staged_filter);
@@ -34,7 +39,11 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     common_case(stride_h == 1);
     const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}, 0,
                                     filter.dim(0).extent() * filter.dim(1).extent(), w};
-    schedule_activation_output(output, Tensor::input, dx, along_c, {along_c});
+    if (blocked_filter) {
+      schedule_activation_output(output, Tensor::input, dx, {});
+    } else {
+      schedule_activation_output(output, Tensor::input, dx, along_c, {along_c});
+    }
   }
 };
 

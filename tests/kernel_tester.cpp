@@ -48,7 +48,18 @@ size_t result_size(Op op, const Geometry& g) {
   return 0;
 }
 
-void run(const Engine& engine, Op op, const Geometry& g, const Operands& o, float* result) {
+void run(const Engine& engine, Op op, const Geometry& g, const Operands& o, float* result,
+         FilterLayout filter) {
+  if (filter == FilterLayout::blocked) {
+    const PackedFilter packed = engine.pack_filter(op, g, o.w.data());
+    REQUIRE(packed.layout() == FilterLayout::blocked);
+    if (op == Op::conv2d) {
+      engine.conv2d(g, o.x.data(), packed, o.bias.data(), result);
+    } else {
+      engine.conv2d_backprop_input(g, packed, o.dy.data(), result);
+    }
+    return;
+  }
   switch (op) {
     case Op::conv2d:
       engine.conv2d(g, o.x.data(), o.w.data(), o.bias.data(), result);
@@ -90,7 +101,7 @@ Agreement KernelTester::test(const Geometry& g, uint32_t seed) const {
   const KernelList only{kernel_};
   const Engine engine(only);
   std::vector<float> actual(result_size(kernel_.op, g), NAN);
-  run(engine, kernel_.op, g, o, actual.data());
+  run(engine, kernel_.op, g, o, actual.data(), kernel_.filter);
 
   // The reference, and the bound: the sum of |a * b| per element.
   std::vector<float> expected(actual.size()), bound(actual.size());

@@ -36,8 +36,11 @@ struct Operands {
 // followed by the bias gradient.
 size_t result_size(Op op, const Geometry& g);
 
-// Runs `op` on `g` through `engine` into `result` (result_size(op, g) floats).
-void run(const Engine& engine, Op op, const Geometry& g, const Operands& operands, float* result);
+// Runs `op` on `g` through `engine` into `result` (result_size(op, g) floats), with the filter as
+// it is, or packed by the engine first (FilterLayout::blocked: the engine must have a kernel for
+// it).
+void run(const Engine& engine, Op op, const Geometry& g, const Operands& operands, float* result,
+         FilterLayout filter = FilterLayout::hwio);
 
 // The largest error seen, as a fraction of the tolerance (1 = at the bound).
 struct Agreement {

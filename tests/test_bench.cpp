@@ -106,7 +106,7 @@ TEST_CASE("bench times a small config and writes records and markdown", "[cli]")
   }
 
   // What must run: convgen's generic kernel everywhere, its specialized kernel on the layer of the
-  // tool's config, the reference on the layer under --reference-max-gflop; the peers where the
+  // tool's config (with the filter as it is, and packed once), the reference on the layer under --reference-max-gflop; the peers where the
   // build has them, im2col for the forward operator only.
   std::set<Key> want;
   const bool onednn = has_onednn(r.out), openblas = has_openblas(r.out);
@@ -119,6 +119,7 @@ TEST_CASE("bench times a small config and writes records and markdown", "[cli]")
     }
   }
   want.insert({"res4_1x1", "conv2d", "convgen-specialized"});
+  want.insert({"res4_1x1", "conv2d", "convgen-packed"});
   want.insert({"res4_1x1", "conv2d", "convgen-generic"});
   if (onednn) {
     want.insert({"res4_1x1", "conv2d", "onednn-any"});

@@ -29,7 +29,7 @@ std::vector<float> result(const Kernel& kernel, const Geometry& g, const Run& ru
   const Engine engine(only);
   std::vector<float> storage(run.offset + result_size(kernel.op, g), run.fill);
   set_num_threads(run.threads);
-  testing::run(engine, kernel.op, g, operands, storage.data() + run.offset);
+  testing::run(engine, kernel.op, g, operands, storage.data() + run.offset, kernel.filter);
   set_num_threads(0);
   return {storage.begin() + long(run.offset), storage.end()};
 }

@@ -67,6 +67,23 @@ TEST_CASE("schedule db: what it writes it reads back, and put replaces", "[unit]
   CHECK(back->gflops == 99);
 }
 
+TEST_CASE("schedule db: a kernel for packed filters has entries of its own", "[unit][schedule_db]") {
+  const ScheduleDatabase db = ScheduleDatabase::parse(
+      database(entry() + "," + entry(", \"filter\": \"blocked\"", "{\"reduction_chunk\": 72}")),
+      "db.json");
+  const std::string target = "x86-64-linux-avx2-fma";
+  const ScheduleEntry* hwio = db.find(Op::conv2d, kKey, target);
+  const ScheduleEntry* blocked = db.find(Op::conv2d, kKey, target, FilterLayout::blocked);
+  REQUIRE(hwio);
+  REQUIRE(blocked);
+  CHECK(hwio->knobs.count("tile_vectors"));
+  CHECK(blocked->knobs.at("reduction_chunk") == 72);
+  const ScheduleDatabase again = ScheduleDatabase::parse(db.to_json(), "again.json");
+  REQUIRE(again.find(Op::conv2d, kKey, target, FilterLayout::blocked));
+  CHECK(again.find(Op::conv2d, kKey, target, FilterLayout::blocked)->knobs == blocked->knobs);
+  CHECK(again.find(Op::conv2d, kKey, target)->knobs == hwio->knobs);
+}
+
 TEST_CASE("schedule db: corrupt or inconsistent databases are refused", "[unit][schedule_db]") {
   refused("{\"convgen_schedules\": 1, \"entries\": [", ErrorId::bad_file, "db.json");
   refused("[]", ErrorId::invalid_argument, "db.json");
@@ -81,6 +98,13 @@ TEST_CASE("schedule db: corrupt or inconsistent databases are refused", "[unit][
   refused(database(entry(", \"colour\": 1")), ErrorId::invalid_argument,
           "db.json:/entries/0/colour");
   refused(database(entry() + "," + entry()), ErrorId::invalid_argument, "db.json:/entries/1");
+  refused(database(entry(", \"filter\": \"blocked\"") + "," + entry(", \"filter\": \"blocked\"")),
+          ErrorId::invalid_argument, "db.json:/entries/1");
+  refused(database(entry(", \"filter\": \"hwio\"")), ErrorId::invalid_argument,
+          "db.json:/entries/0/filter");
+  refused(database("{\"op\": \"conv2d_backprop_filter\", \"shape_key\": \"" + kKey +
+                   "\", \"target\": \"t\", \"filter\": \"blocked\", \"knobs\": {}}"),
+          ErrorId::invalid_argument, "db.json:/entries/0/filter");
   refused(database("{\"shape_key\": \"" + kKey + "\", \"target\": \"t\", \"knobs\": {}}"),
           ErrorId::invalid_argument, "db.json:/entries/0/op");
   refused(database(entry(", \"op\": \"conv3d\"")), ErrorId::invalid_argument,

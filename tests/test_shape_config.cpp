@@ -145,6 +145,8 @@ TEST_CASE("shape config: optional fields", "[unit]") {
   f = with(f, "data_format", "\"NCHW\"");
   f = with(f, "bias", "false");
   f = with(f, "ops", "[\"conv2d_backprop_filter\", \"conv2d\"]");
+  CHECK(!parse_one(f).packed_filter);
+  f = with(f, "packed_filter", "true");
   const convgen::Layer layer = parse_one(f);
   const convgen::Geometry& g = layer.geometry;
   CHECK(g.stride_h() == 2);
@@ -157,6 +159,7 @@ TEST_CASE("shape config: optional fields", "[unit]") {
   CHECK(g.pad_right() == 3);
   CHECK(g.format() == convgen::DataFormat::NCHW);
   CHECK(!layer.bias);
+  CHECK(layer.packed_filter);
   CHECK(layer.ops == std::vector<Op>{Op::conv2d_backprop_filter, Op::conv2d});
 }
 
@@ -223,6 +226,8 @@ TEST_CASE("shape config: data_format and bias and ops and name", "[unit]") {
   require_error(with(f, "data_format", "\"NWHC\""), "t.json:/layers/0/data_format",
                 ErrorId::invalid_argument);
   require_error(with(f, "bias", "1"), "t.json:/layers/0/bias", ErrorId::invalid_argument);
+  require_error(with(f, "packed_filter", "\"yes\""), "t.json:/layers/0/packed_filter",
+                ErrorId::invalid_argument);
   require_error(with(f, "ops", "[]"), "t.json:/layers/0/ops", ErrorId::invalid_argument);
   require_error(with(f, "ops", "\"conv2d\""), "t.json:/layers/0/ops", ErrorId::invalid_argument);
   require_error(with(f, "ops", "[\"conv2d\", \"conv3d\"]"), "t.json:/layers/0/ops/1",

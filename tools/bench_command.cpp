@@ -50,14 +50,15 @@ constexpr double kMinSampleMs = 1.0;
 constexpr int64_t kMaxRunsPerSample = 10000;
 
 // The implementations, in table order.
-enum Impl { kSpecialized, kGeneric, kCuda, kOnednnAny, kOnednnHwio, kIm2col, kReference, kImpls };
+enum Impl {
+  kSpecialized, kPacked, kGeneric, kCuda, kOnednnAny, kOnednnHwio, kIm2col, kReference, kImpls
+};
 // Their names in --json, and in the tables.
-constexpr const char* kImplNames[kImpls] = {"convgen-specialized", "convgen-generic",
-                                            "convgen-cuda",        "onednn-any",
-                                            "onednn-hwio",         "im2col-openblas",
-                                            "reference"};
-constexpr const char* kImplShort[kImpls] = {"spec",     "gen",       "cuda",  "dnnl-any",
-                                            "dnnl-hwio", "im2col", "naive"};
+constexpr const char* kImplNames[kImpls] = {
+    "convgen-specialized", "convgen-packed", "convgen-generic", "convgen-cuda",
+    "onednn-any",          "onednn-hwio",    "im2col-openblas", "reference"};
+constexpr const char* kImplShort[kImpls] = {"spec",     "packed",    "gen",    "cuda",
+                                            "dnnl-any", "dnnl-hwio", "im2col", "naive"};
 bool is_peer(int impl) { return impl == kOnednnAny || impl == kOnednnHwio || impl == kIm2col; }
 
 // The short operator names of the tables (STYLE.md), the full ones in --json.
@@ -108,12 +109,12 @@ struct Row {
     }
     return best;
   }
-  // How many times faster convgen's specialized kernel runs than the best peer; 0 when either is
-  // missing.
-  double ratio() const {
+  // How many times faster convgen's specialized kernel (`impl`: with the filter as it is, or
+  // packed) runs than the best peer; 0 when either is missing.
+  double ratio(int impl = kSpecialized) const {
     const int best = best_peer();
-    if (best < 0 || m[kSpecialized].state != Measurement::State::timed) return 0;
-    return m[best].median_ms / m[kSpecialized].median_ms;
+    if (best < 0 || m[impl].state != Measurement::State::timed) return 0;
+    return m[best].median_ms / m[impl].median_ms;
   }
 };
 
@@ -151,6 +152,30 @@ class BoundImplementation : public Implementation {
   }
 
  private:
+  Problem::Outputs outputs_;
+  BoundCall call_;
+};
+
+// The specialized kernel with a filter packed once, outside the timing (Engine::pack_filter), as
+// an inference loop runs it with its weights: like oneDNN's preferred weight format. Where no
+// kernel takes a packed filter, pack_filter keeps it as HWIO and the call runs that kernel.
+class PackedImplementation : public Implementation {
+ public:
+  PackedImplementation(const Problem& problem, const Engine& engine)
+      : packed_(engine.pack_filter(problem.op, problem.geometry, problem.filter.data())),
+        outputs_(problem.poisoned_outputs()),
+        call_(engine, problem.op, problem.geometry, with_packed(problem.tensors(outputs_))) {}
+  void run() override { call_.run(); }
+  const Problem::Outputs& results() override { return outputs_; }
+
+ private:
+  Tensors with_packed(Tensors t) const {
+    t.filter = nullptr;
+    t.packed_filter = &packed_;
+    return t;
+  }
+
+  PackedFilter packed_;
   Problem::Outputs outputs_;
   BoundCall call_;
 };
@@ -219,6 +244,13 @@ void measure(const Problem& problem, const Engine* specialized, const Engine* ge
                   "no specialized kernel: the layer is not in the built config");
     }
     return std::make_unique<EngineImplementation>(problem, specialized);
+  });
+  make(kPacked, [&]() -> std::unique_ptr<Implementation> {
+    if (!specialized) throw Error(ErrorId::unsupported, "packed", "no specialized kernel");
+    if (problem.op == Op::conv2d_backprop_filter) {
+      throw Error(ErrorId::unsupported, "packed", "the operator reads no filter");
+    }
+    return std::make_unique<PackedImplementation>(problem, *specialized);
   });
   make(kGeneric, [&]() -> std::unique_ptr<Implementation> {
     if (!generic) throw Error(ErrorId::unsupported, "gen", "no generic kernel for the layout");
@@ -506,7 +538,9 @@ Report make_report(const ShapeConfig& config, const Options& options, const std:
       "same count for every operator); %peak: spec's GF/s / the highest peak FMA throughput "
       "measured (over 100%: the peak was never measured on a machine as quiet as the kernel "
       "found it)\n"
-      "spec: convgen's kernel specialized for the layer; gen: convgen's generic kernel; cuda: "
+      "spec: convgen's kernel specialized for the layer; packed: the same with the filter packed "
+      "once (Engine::pack_filter, not timed, as dnnl-any's reorder), which a layer with "
+      "packed_filter runs with its kernel for packed filters; gen: convgen's generic kernel; cuda: "
       "convgen's CUDA kernel (specialized when built for the layer), its tensors on the device "
       "(only with a CUDA device); "
       "dnnl-any: oneDNN, its preferred weight format (the reorder from and to HWIO is not timed); "
@@ -515,8 +549,8 @@ Report make_report(const ShapeConfig& config, const Options& options, const std:
       "reference (layers under " +
       format("%g", options.reference_max_gflop) +
       " GFLOP)\nbest peer: the fastest of dnnl-any, dnnl-hwio, im2col; ratio = best peer ms / spec "
-      "ms (above 1: convgen is faster); '-': not run (see the notes); WRONG: over the rounding "
-      "bound against the reference, not timed\n";
+      "ms (above 1: convgen is faster), packed ratio = best peer ms / packed ms; '-': not run (see "
+      "the notes); WRONG: over the rounding bound against the reference, not timed\n";
   text << "\n" << legend;
   markdown << "# convgen bench\n\n```\n" << header << "```\n\n" << legend << "\n";
   std::vector<std::string> notes;
@@ -529,14 +563,15 @@ Report make_report(const ShapeConfig& config, const Options& options, const std:
   for (int t : options.threads) {
     std::vector<Table::Column> columns = {{"layer", false},   {"op", false},  {"spec ms", true},
                                           {"spec min", true}, {"GF/s", true}, {"%peak", true}};
-    for (int i = kGeneric; i < kImpls; i++) {
+    for (int i = kPacked; i < kImpls; i++) {
       columns.push_back({std::string(kImplShort[i]) + " ms", true});
       columns.push_back({"GF/s", true});
     }
     columns.push_back({"best peer", false});
     columns.push_back({"ratio", true});
+    columns.push_back({"packed ratio", true});
     Table table(columns);
-    std::map<Op, std::vector<double>> ratios;
+    std::map<Op, std::vector<double>> ratios[2];  // spec, packed
     for (const Row& row : rows) {
       if (row.threads != t) continue;
       const Layer& layer = config.layers[row.layer];
@@ -547,15 +582,17 @@ Report make_report(const ShapeConfig& config, const Options& options, const std:
       cells.push_back(spec.state == Measurement::State::timed
                           ? format("%.0f%%", 100 * gflops(row.flops, spec.median_ms) / peaks.at(t))
                           : "-");
-      for (int i = kGeneric; i < kImpls; i++) {
+      for (int i = kPacked; i < kImpls; i++) {
         cells.push_back(ms_cell(row.m[i], row.m[i].median_ms));
         cells.push_back(gflops_cell(row.m[i], row.flops));
       }
       const int best = row.best_peer();
       cells.push_back(best >= 0 ? kImplShort[best] : "-");
-      const double ratio = row.ratio();
-      cells.push_back(ratio > 0 ? format("%.2f", ratio) : "-");
-      if (ratio > 0) ratios[row.op].push_back(ratio);
+      for (int packed = 0; packed < 2; packed++) {
+        const double ratio = row.ratio(packed ? kPacked : kSpecialized);
+        cells.push_back(ratio > 0 ? format("%.2f", ratio) : "-");
+        if (ratio > 0) ratios[packed][row.op].push_back(ratio);
+      }
       table.add(cells);
 
       const std::string where = layer.name + " " + to_string(row.op) + ": ";
@@ -576,13 +613,14 @@ Report make_report(const ShapeConfig& config, const Options& options, const std:
               note("oneDNN: " + bench::onednn_about());
             } else if (i == kIm2col && !bench::openblas_built()) {
               note("OpenBLAS: " + bench::openblas_about());
-            } else if (!(i == kIm2col && row.op != Op::conv2d)) {
+            } else if (!(i == kIm2col && row.op != Op::conv2d) &&
+                       !(i == kPacked && row.op == Op::conv2d_backprop_filter)) {
               note(where + kImplShort[i] + " not run: " + m.detail);
             }
             break;
           case Measurement::State::wrong:
           case Measurement::State::failed:
-            if (i == kSpecialized || i == kGeneric || i == kCuda) report.convgen_wrong = true;
+            if (i != kReference && !is_peer(i)) report.convgen_wrong = true;
             note(format("%s%s %s (%d threads): %s", where.c_str(), kImplShort[i],
                         m.state == Measurement::State::wrong ? "WRONG" : "ERROR", t,
                         m.detail.c_str()));
@@ -605,31 +643,41 @@ Report make_report(const ShapeConfig& config, const Options& options, const std:
     }
 
     std::string summary;
-    for (Op op : {Op::conv2d, Op::conv2d_backprop_input, Op::conv2d_backprop_filter}) {
-      const std::vector<double>& r = ratios[op];
-      if (r.empty()) continue;
-      double log_sum = 0;
-      size_t faster = 0;
-      for (double value : r) {
-        log_sum += std::log(value);
-        faster += value > 1;
-      }
-      summary += format("  %-16s geomean ratio %.2f over %zu layers (convgen faster on %zu)\n",
+    for (int packed = 0; packed < 2; packed++) {
+      std::string lines;
+      for (Op op : {Op::conv2d, Op::conv2d_backprop_input, Op::conv2d_backprop_filter}) {
+        const std::vector<double>& r = ratios[packed][op];
+        if (r.empty()) continue;
+        double log_sum = 0;
+        size_t faster = 0;
+        for (double value : r) {
+          log_sum += std::log(value);
+          faster += value > 1;
+        }
+        lines += format("  %-16s geomean ratio %.2f over %zu layers (convgen faster on %zu)\n",
                         short_name(op), std::exp(log_sum / double(r.size())), r.size(), faster);
+      }
+      if (!lines.empty()) {
+        summary += packed ? "convgen, the filter packed once / best peer:\n"
+                          : "convgen specialized / best peer:\n";
+        summary += lines;
+      }
     }
-    if (summary.empty()) summary = "  no layer has both a specialized kernel and a peer\n";
+    if (summary.empty()) summary = "no layer has both a specialized kernel and a peer\n";
 
     const std::string title = format("%d thread%s: %s; peak %.1f GFLOP/s", t, t == 1 ? "" : "s",
                                      describe(counts.at(t)).c_str(), peaks.at(t));
     text << "\n"
          << title << "\n"
-         << table.text() << "convgen specialized / best peer:\n"
-         << summary;
-    markdown << "## " << title << "\n\n"
-             << table.markdown() << "\nconvgen specialized / best peer:\n\n";
+         << table.text() << summary;
+    markdown << "## " << title << "\n\n" << table.markdown() << "\n";
     std::istringstream lines(summary);
     for (std::string line; std::getline(lines, line);) {
-      markdown << "- " << line.substr(line.find_first_not_of(' ')) << "\n";
+      if (line[0] == ' ') {
+        markdown << "- " << line.substr(line.find_first_not_of(' ')) << "\n";
+      } else {
+        markdown << "\n" << line << "\n\n";
+      }
     }
     markdown << "\n";
   }

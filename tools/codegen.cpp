@@ -136,7 +136,8 @@ std::string kernel_list_source(const Options& options, const std::vector<KernelP
   for (const KernelPlan& k : kernels) {
     out << "      {\"" << k.name << "\", convgen::Op::" << to_string(k.op)
         << ", convgen::DataFormat::" << format_name(k.format) << ", \"" << k.shape_key << "\", \""
-        << targets << "\", &convgen::call_" << to_string(k.op) << "<" << k.name << ">},\n";
+        << targets << "\", &convgen::call_" << to_string(k.op) << "<" << k.name << ">"
+        << (k.filter == FilterLayout::blocked ? ", convgen::FilterLayout::blocked" : "") << "},\n";
   }
   out << "  };\n  return kernels;\n}\n";
   return out.str();
@@ -261,6 +262,7 @@ std::vector<std::string> generator_command(const Options& options, const KernelP
       "target=" + join(with_feature(options.targets, "no_runtime"), ","),
       std::string("data_format=") + format_name(kernel.format)};
   if (!kernel.shape_key.empty()) command.push_back("shape=" + kernel.shape_key);
+  if (kernel.filter == FilterLayout::blocked) command.push_back("blocked_filter=true");
   if (tuned && !kernel.schedules.empty()) {
     const std::vector<std::string> schedule =
         schedule_arguments(kernel.schedules, record_path(dir));
@@ -324,15 +326,23 @@ std::vector<KernelPlan> plan(const Options& options) {
   for (const Layer& layer : options.layers) {
     for (Op op : layer.ops) {
       const std::string key = layer.geometry.key();
-      const std::string name = std::string("convgen_") + to_string(op) + "__" + key + device_suffix;
-      if (!seen.insert(name).second) continue;
-      KernelPlan k{name, op, layer.geometry.format(), key, layer.name};
-      for (const std::string& target : options.targets) {
-        if (const ScheduleEntry* e = options.schedules.find(op, key, target)) {
-          k.schedules.push_back(e);
-        }
+      std::vector<FilterLayout> layouts = {FilterLayout::hwio};
+      if (layer.packed_filter && device_suffix.empty() && takes_blocked_filter(op, layer.geometry)) {
+        layouts.push_back(FilterLayout::blocked);
       }
-      kernels.push_back(std::move(k));
+      for (FilterLayout filter : layouts) {
+        const std::string name = std::string("convgen_") + to_string(op) + "__" + key +
+                                 (filter == FilterLayout::blocked ? "__blocked" : "") +
+                                 device_suffix;
+        if (!seen.insert(name).second) continue;
+        KernelPlan k{name, op, layer.geometry.format(), key, layer.name, {}, filter};
+        for (const std::string& target : options.targets) {
+          if (const ScheduleEntry* e = options.schedules.find(op, key, target, filter)) {
+            k.schedules.push_back(e);
+          }
+        }
+        kernels.push_back(std::move(k));
+      }
     }
   }
   for (DataFormat format : options.generic_formats) {
@@ -388,6 +398,7 @@ std::vector<KernelReport> generate(const Options& options, std::ostream& progres
         if (!warnings.empty()) progress << warnings << std::endl;
         progress << "[" << ++done << "/" << kernels.size() << "] " << to_string(k.op) << " "
                  << (k.layer.empty() ? "generic " + std::string(format_name(k.format)) : k.layer)
+                 << (k.filter == FilterLayout::blocked ? " (packed filter)" : "")
                  << (reports[i].tuned ? " (tuned)" : "") << ": "
                  << (reports[i].rebuilt ? std::to_string(reports[i].seconds).substr(0, 4) + " s"
                                         : std::string("up to date"))

@@ -53,10 +53,12 @@ struct KernelPlan {
   // Its tuned schedules (in Options::schedules), those of its targets that have one, in the
   // targets' order.
   std::vector<const ScheduleEntry*> schedules = {};
+  FilterLayout filter = FilterLayout::hwio;  // blocked: the kernel for packed filters
 };
 
-// The kernels a generation builds: every (layer, op) once per distinct geometry, then the generic
-// kernels. Validates the library name (a C identifier) and the layers' operators.
+// The kernels a generation builds: every (layer, op) once per distinct geometry, and for a layer
+// with `packed_filter` a second kernel for packed filters (CPU targets, when the geometry takes
+// one: takes_blocked_filter), then the generic kernels. Validates the library name (a C identifier) and the layers' operators.
 std::vector<KernelPlan> plan(const Options& options);
 
 struct Outputs {

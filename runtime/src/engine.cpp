@@ -72,13 +72,15 @@ Engine::Engine(const KernelList& kernels, Device device) : kernels_(&kernels) {
 namespace {
 
 // Why a kernel was passed over (or chosen) for one call.
-enum class Verdict { chosen, other_op, other_format, other_shape, target, duplicate, not_preferred };
+enum class Verdict {
+  chosen, other_op, other_format, other_shape, other_filter, target, duplicate, not_preferred
+};
 
 // The one selection rule, shared by select() (no verdicts, no strings: the hot path) and explain().
 // Preference: a specialized kernel for exactly this geometry, then a generic one; the first of each
-// kind in list order.
-const Kernel* choose(const KernelList& kernels, const std::vector<std::string>& refusals,
-                            Op op, const Geometry& g, std::vector<Verdict>* verdicts) {
+// kind in list order. Only kernels for the filter's layout qualify (a blocked one is specialized).
+const Kernel* choose(const KernelList& kernels, const std::vector<std::string>& refusals, Op op,
+                     const Geometry& g, FilterLayout layout, std::vector<Verdict>* verdicts) {
   const std::string key = g.key();
   const Kernel* specialized = nullptr;
   const Kernel* generic = nullptr;
@@ -91,6 +93,8 @@ const Kernel* choose(const KernelList& kernels, const std::vector<std::string>& 
       v = Verdict::other_format;
     } else if (!k.shape_key.empty() && k.shape_key != key) {
       v = Verdict::other_shape;
+    } else if (k.filter != layout) {
+      v = Verdict::other_filter;
     } else if (!refusals[i].empty()) {
       v = Verdict::target;
     } else if (!k.shape_key.empty() ? specialized : generic) {
@@ -107,10 +111,10 @@ const Kernel* choose(const KernelList& kernels, const std::vector<std::string>& 
 
 }  // namespace
 
-Explanation Engine::explain(Op op, const Geometry& g) const {
+Explanation Engine::explain(Op op, const Geometry& g, FilterLayout layout) const {
   std::vector<Verdict> verdicts;
   Explanation e;
-  e.chosen = choose(*kernels_, target_refusals_, op, g, &verdicts);
+  e.chosen = choose(*kernels_, target_refusals_, op, g, layout, &verdicts);
   for (size_t i = 0; i < kernels_->size(); i++) {
     const Kernel& k = (*kernels_)[i];
     std::string text;
@@ -120,6 +124,9 @@ Explanation Engine::explain(Op op, const Geometry& g) const {
       case Verdict::other_format: text = std::string("takes ") + to_string(k.format); break;
       case Verdict::other_shape:
         text = "specialized for another shape (" + std::string(k.shape_key) + ")";
+        break;
+      case Verdict::other_filter:
+        text = k.filter == FilterLayout::blocked ? "takes a packed filter" : "takes an HWIO filter";
         break;
       case Verdict::target: text = target_refusals_[i]; break;
       case Verdict::duplicate: text = "an earlier kernel of the list does the same"; break;
@@ -141,12 +148,13 @@ std::string Explanation::to_string() const {
   return text;
 }
 
-const Kernel& Engine::select(Op op, const Geometry& g) const {
+const Kernel& Engine::select(Op op, const Geometry& g, FilterLayout layout) const {
   if (verbose_) {
-    std::fprintf(stderr, "convgen dispatch: %s %s\n%s", to_string(op), g.key().c_str(),
-                 explain(op, g).to_string().c_str());
+    std::fprintf(stderr, "convgen dispatch: %s %s%s\n%s", to_string(op), g.key().c_str(),
+                 layout == FilterLayout::blocked ? " (packed filter)" : "",
+                 explain(op, g, layout).to_string().c_str());
   }
-  const Kernel* chosen = choose(*kernels_, target_refusals_, op, g, nullptr);
+  const Kernel* chosen = choose(*kernels_, target_refusals_, op, g, layout, nullptr);
   if (!chosen) {
     throw Error(ErrorId::unsupported, "op",
                 std::string("no kernel of the list runs ") + to_string(op) + " on " + g.key() +
@@ -177,6 +185,35 @@ void Engine::conv2d_backprop_input(const Geometry& g, const float* filter, const
            {nullptr, filter, nullptr, out_backprop, input_grad, nullptr});
 }
 
+PackedFilter Engine::pack_filter(Op op, const Geometry& g, const float* filter) const {
+  if (op == Op::conv2d_backprop_filter) {
+    throw Error(ErrorId::invalid_argument, "op", "conv2d_backprop_filter reads no filter");
+  }
+  required(filter, "filter");
+  std::vector<float> data(size_t(g.filter().r * g.filter().s * g.filter().c * g.filter().k));
+  if (takes_blocked_filter(op, g) &&
+      choose(*kernels_, target_refusals_, op, g, FilterLayout::blocked, nullptr)) {
+    block_filter(op, g, filter, data.data());
+    return PackedFilter(op, g, FilterLayout::blocked, std::move(data));
+  }
+  std::copy(filter, filter + data.size(), data.begin());
+  return PackedFilter(op, g, FilterLayout::hwio, std::move(data));
+}
+
+void Engine::conv2d(const Geometry& g, const float* input, const PackedFilter& filter,
+                    const float* bias, float* output) const {
+  Tensors t{input, nullptr, bias, nullptr, output, nullptr};
+  t.packed_filter = &filter;
+  run_once(*this, Op::conv2d, g, t);
+}
+
+void Engine::conv2d_backprop_input(const Geometry& g, const PackedFilter& filter,
+                                   const float* out_backprop, float* input_grad) const {
+  Tensors t{nullptr, nullptr, nullptr, out_backprop, input_grad, nullptr};
+  t.packed_filter = &filter;
+  run_once(*this, Op::conv2d_backprop_input, g, t);
+}
+
 void Engine::conv2d_backprop_filter(const Geometry& g, const float* input,
                                     const float* out_backprop, float* filter_grad,
                                     float* bias_grad) const {
@@ -184,10 +221,33 @@ void Engine::conv2d_backprop_filter(const Geometry& g, const float* input,
            {input, nullptr, nullptr, out_backprop, filter_grad, bias_grad});
 }
 
+namespace {
+
+// The layout of the call's filter: a packed one's, checked against the call.
+FilterLayout filter_layout(Op op, const Geometry& g, const Tensors& t) {
+  if (!t.packed_filter) return FilterLayout::hwio;
+  if (t.packed_filter->op() != op || t.packed_filter->geometry().key() != g.key()) {
+    throw Error(ErrorId::invalid_argument, "filter",
+                std::string("packed for ") + to_string(t.packed_filter->op()) + " on " +
+                    t.packed_filter->geometry().key() + ", not for this call");
+  }
+  return t.packed_filter->layout();
+}
+
+// The filter's dims in C order: HWIO, or blocked (geometry.h).
+std::array<int64_t, 4> filter_dims(Op op, const Geometry& g, FilterLayout layout) {
+  if (layout == FilterLayout::hwio) return g.filter_dims();
+  const FilterShape& f = g.filter();
+  const bool along_k = op == Op::conv2d;
+  return {(along_k ? f.k : f.c) / kFilterBlock, f.r, f.s, (along_k ? f.c : f.k) * kFilterBlock};
+}
+
+}  // namespace
+
 // The buffers in each operator's order (KernelArgs); kernels always take a bias and always write a
 // bias gradient, so a missing one is zeros or scratch.
 BoundCall::BoundCall(const Engine& engine, Op op, const Geometry& g, const Tensors& t)
-    : kernel_(&engine.select(op, g)), args_(scalar_args(g)) {
+    : kernel_(&engine.select(op, g, filter_layout(op, g, t))), args_(scalar_args(g)) {
   install_error_handler();
   install_thread_pool();
   install_scratch_cache();
@@ -198,6 +258,8 @@ BoundCall::BoundCall(const Engine& engine, Op op, const Geometry& g, const Tenso
     buffer_count_++;
   };
   const std::array<int64_t, 1> channels{g.filter().k};
+  const float* filter = t.packed_filter ? t.packed_filter->data() : t.filter;
+  const std::array<int64_t, 4> filter_shape = filter_dims(op, g, kernel_->filter);
   if (op == Op::conv2d || op == Op::conv2d_backprop_filter) {
     const bool has_vector = op == Op::conv2d ? t.bias : t.bias_grad;
     if (!has_vector) scratch_.assign(size_t(g.filter().k), 0.0f);
@@ -205,13 +267,13 @@ BoundCall::BoundCall(const Engine& engine, Op op, const Geometry& g, const Tenso
   switch (op) {
     case Op::conv2d:
       add(required(t.input, "input"), g.input_dims());
-      add(required(t.filter, "filter"), g.filter_dims());
+      add(required(filter, "filter"), filter_shape);
       add(t.bias ? t.bias : scratch_.data(), channels);
       first_output_ = buffer_count_;
       add(required(t.result, "output"), g.output_dims());
       break;
     case Op::conv2d_backprop_input:
-      add(required(t.filter, "filter"), g.filter_dims());
+      add(required(filter, "filter"), filter_shape);
       add(required(t.out_backprop, "out_backprop"), g.output_dims());
       first_output_ = buffer_count_;
       add(required(t.result, "input_grad"), g.input_dims());

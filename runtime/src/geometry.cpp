@@ -326,4 +326,34 @@ int64_t checked_element_count(const std::array<int64_t, 4>& dims, const std::str
   return count;
 }
 
+bool takes_blocked_filter(Op op, const Geometry& g) {
+  switch (op) {
+    case Op::conv2d: return g.filter().k % kFilterBlock == 0;
+    case Op::conv2d_backprop_input: return g.filter().c % kFilterBlock == 0;
+    case Op::conv2d_backprop_filter: return false;
+  }
+  return false;
+}
+
+void block_filter(Op op, const Geometry& g, const float* hwio, float* blocked) {
+  const FilterShape& f = g.filter();
+  // Blocks along the out-channels (the innermost HWIO dimension) or the in-channels; `other` is
+  // the channel dimension inside a block's rows.
+  const bool along_k = op == Op::conv2d;
+  const int64_t channels = along_k ? f.k : f.c, other = along_k ? f.c : f.k;
+  const int64_t taps = f.r * f.s;
+  for (int64_t b = 0; b < channels / kFilterBlock; b++) {
+    for (int64_t tap = 0; tap < taps; tap++) {
+      for (int64_t o = 0; o < other; o++) {
+        float* row = blocked + ((b * taps + tap) * other + o) * kFilterBlock;
+        for (int64_t i = 0; i < kFilterBlock; i++) {
+          const int64_t ch = b * kFilterBlock + i;
+          const int64_t k = along_k ? ch : o, c = along_k ? o : ch;
+          row[i] = hwio[(tap * f.c + c) * f.k + k];
+        }
+      }
+    }
+  }
+}
+
 }  // namespace convgen

@@ -20,11 +20,17 @@ constexpr std::streamoff kMaxFileSize = 64 << 20;
 // A database nests 4 deep (the document, "entries", an entry, "knobs").
 constexpr size_t kMaxNesting = 8;
 const std::set<std::string> kEntryKeys = {
-    "op",     "shape_key",      "target",   "knobs",  "autoscheduler",        "gflops",
-    "trials", "default_gflops", "seconds",  "autoscheduler_gflops"};
+    "op",     "shape_key",      "target",   "filter", "knobs", "autoscheduler",
+    "gflops", "trials", "default_gflops", "seconds",  "autoscheduler_gflops"};
 
-std::string key_of(Op op, const std::string& shape_key, const std::string& target) {
-  return std::string(to_string(op)) + " " + shape_key + " " + target;
+bool same_kernel(const ScheduleEntry& e, Op op, const std::string& shape_key,
+                 const std::string& target, FilterLayout filter) {
+  return e.op == op && e.shape_key == shape_key && e.target == target && e.filter == filter;
+}
+
+std::string key_of(const ScheduleEntry& e) {
+  return std::string(to_string(e.op)) + " " + e.shape_key + " " + e.target +
+         (e.filter == FilterLayout::blocked ? " (blocked filter)" : "");
 }
 
 const json& member(const json& object, const char* key, const std::string& where) {
@@ -73,6 +79,15 @@ ScheduleEntry read_entry(const json& value, const std::string& where) {
   if (e.target.find_first_of(", \t\n") != std::string::npos) {
     throw Error(ErrorId::invalid_argument, where + "/target",
                 "expected one Halide target string, got " + excerpt(json(e.target)));
+  }
+  if (value.contains("filter")) {
+    if (value.at("filter") != json("blocked") ||
+        (e.op != Op::conv2d && e.op != Op::conv2d_backprop_input)) {
+      throw Error(ErrorId::invalid_argument, where + "/filter",
+                  "expected \"blocked\" (conv2d and conv2d_backprop_input only), got " +
+                      excerpt(value.at("filter")));
+    }
+    e.filter = FilterLayout::blocked;
   }
   if (value.contains("autoscheduler")) {
     e.autoscheduler = string_member(value, "autoscheduler", where);
@@ -145,9 +160,8 @@ ScheduleDatabase ScheduleDatabase::parse(const std::string& text, const std::str
   for (size_t i = 0; i < entries.size(); i++) {
     const std::string where = source + ":/entries/" + std::to_string(i);
     ScheduleEntry e = read_entry(entries[i], where);
-    if (!seen.insert(key_of(e.op, e.shape_key, e.target)).second) {
-      throw Error(ErrorId::invalid_argument, where,
-                  "a second entry for " + key_of(e.op, e.shape_key, e.target));
+    if (!seen.insert(key_of(e)).second) {
+      throw Error(ErrorId::invalid_argument, where, "a second entry for " + key_of(e));
     }
     db.entries_.push_back(std::move(e));
   }
@@ -155,16 +169,16 @@ ScheduleDatabase ScheduleDatabase::parse(const std::string& text, const std::str
 }
 
 const ScheduleEntry* ScheduleDatabase::find(Op op, const std::string& shape_key,
-                                            const std::string& target) const {
+                                            const std::string& target, FilterLayout filter) const {
   for (const ScheduleEntry& e : entries_) {
-    if (e.op == op && e.shape_key == shape_key && e.target == target) return &e;
+    if (same_kernel(e, op, shape_key, target, filter)) return &e;
   }
   return nullptr;
 }
 
 void ScheduleDatabase::put(const ScheduleEntry& entry) {
   for (ScheduleEntry& e : entries_) {
-    if (e.op == entry.op && e.shape_key == entry.shape_key && e.target == entry.target) {
+    if (same_kernel(e, entry.op, entry.shape_key, entry.target, entry.filter)) {
       e = entry;
       return;
     }
@@ -178,8 +192,9 @@ std::string ScheduleDatabase::to_json() const {
   for (const ScheduleEntry& e : entries_) {
     nlohmann::ordered_json entry = {{"op", to_string(e.op)},
                                     {"shape_key", e.shape_key},
-                                    {"target", e.target},
-                                    {"knobs", e.knobs}};
+                                    {"target", e.target}};
+    if (e.filter == FilterLayout::blocked) entry["filter"] = "blocked";
+    entry["knobs"] = e.knobs;
     if (!e.autoscheduler.empty()) entry["autoscheduler"] = e.autoscheduler;
     entry["gflops"] = e.gflops;
     entry["default_gflops"] = e.default_gflops;

@@ -29,7 +29,8 @@ constexpr size_t kMaxNesting = 16;
 const char* const kKnownKeys[] = {"name",     "N",           "H",          "W",          "C",
                                   "K",        "R",           "S",          "stride",     "stride_h",
                                   "stride_w", "dilation",    "dilation_h", "dilation_w", "padding",
-                                  "pads",     "data_format", "bias",       "ops"};
+                                  "pads",     "data_format", "bias",       "ops",
+                                  "packed_filter"};
 
 // Reads the fields of one layer object, remembering where it is for messages.
 class LayerReader {
@@ -98,7 +99,8 @@ Layer parse_layer(const json& value, const std::string& where) {
       throw Error(ErrorId::invalid_argument, reader.at(item.key()),
                   "unknown key " + excerpt(json(item.key())) +
                       " (a layer has name, N, H, W, C, K, R, S, stride, stride_h, stride_w, "
-                      "dilation, dilation_h, dilation_w, padding, pads, data_format, bias, ops)");
+                      "dilation, dilation_h, dilation_w, padding, pads, data_format, bias, ops, "
+                      "packed_filter)");
     }
   }
 
@@ -142,13 +144,15 @@ Layer parse_layer(const json& value, const std::string& where) {
     a.format = parse_data_format(reader.string("data_format", "\"NHWC\" or \"NCHW\""),
                                  reader.at("data_format"));
   }
-  if (reader.has("bias")) {
-    const json& bias = reader.required("bias");
-    if (!bias.is_boolean()) {
-      throw Error(ErrorId::invalid_argument, reader.at("bias"),
-                  "expected true or false, got " + excerpt(bias));
+  for (auto [key, flag] : {std::pair<const char*, bool*>{"bias", &layer.bias},
+                           std::pair<const char*, bool*>{"packed_filter", &layer.packed_filter}}) {
+    if (!reader.has(key)) continue;
+    const json& value = reader.required(key);
+    if (!value.is_boolean()) {
+      throw Error(ErrorId::invalid_argument, reader.at(key),
+                  "expected true or false, got " + excerpt(value));
     }
-    layer.bias = bias.get<bool>();
+    *flag = value.get<bool>();
   }
   if (reader.has("ops")) {
     const json& ops = reader.required("ops");

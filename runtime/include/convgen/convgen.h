@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "convgen/error.h"
@@ -55,14 +56,24 @@ enum class Device {
 // A CUDA kernel is usable only where a CUDA driver and device are present (probed once per
 // process). It takes and returns host memory like any kernel: the Engine copies the outputs back
 // and frees the device copies before the call returns.
+class PackedFilter;
+
 class Engine {
  public:
   explicit Engine(const KernelList& kernels, Device device = Device::any);
 
-  // Which kernel would run `op` on `g`, and why the others would not.
-  Explanation explain(Op op, const Geometry& g) const;
-  // The kernel that runs `op` on `g`; throws ErrorId::unsupported when none can.
-  const Kernel& select(Op op, const Geometry& g) const;
+  // Which kernel would run `op` on `g` with a filter in `layout`, and why the others would not.
+  Explanation explain(Op op, const Geometry& g, FilterLayout layout = FilterLayout::hwio) const;
+  // The kernel that runs `op` on `g` with a filter in `layout`; throws ErrorId::unsupported when
+  // none can.
+  const Kernel& select(Op op, const Geometry& g, FilterLayout layout = FilterLayout::hwio) const;
+
+  // The HWIO `filter` of `op` (conv2d or conv2d_backprop_input) on `g`, copied once for any
+  // number of later calls that read it (an inference loop's weights): in the blocked layout when
+  // the list has a kernel for packed filters that runs the call here (a shape config's
+  // `packed_filter`), else as it is. Throws ErrorId::invalid_argument naming "op" for
+  // conv2d_backprop_filter, "filter" when it is null.
+  PackedFilter pack_filter(Op op, const Geometry& g, const float* filter) const;
 
   // Tensors are dense and C-ordered with the geometry's sizes, as in convgen::reference. `bias` and
   // `bias_grad` may be null.
@@ -72,11 +83,36 @@ class Engine {
                              float* input_grad) const;
   void conv2d_backprop_filter(const Geometry& g, const float* input, const float* out_backprop,
                               float* filter_grad, float* bias_grad) const;
+  // The same with a filter from pack_filter() for the same operator and geometry (else
+  // ErrorId::invalid_argument naming "filter").
+  void conv2d(const Geometry& g, const float* input, const PackedFilter& filter, const float* bias,
+              float* output) const;
+  void conv2d_backprop_input(const Geometry& g, const PackedFilter& filter,
+                             const float* out_backprop, float* input_grad) const;
 
  private:
   const KernelList* kernels_;
   std::vector<std::string> target_refusals_;  // per kernel: empty when this machine can run it
   bool verbose_ = false;
+};
+
+// A filter copied once by Engine::pack_filter for calls of one operator on one geometry.
+class PackedFilter {
+ public:
+  Op op() const { return op_; }
+  const Geometry& geometry() const { return geometry_; }
+  FilterLayout layout() const { return layout_; }
+  const float* data() const { return data_.data(); }
+
+ private:
+  friend class Engine;
+  PackedFilter(Op op, const Geometry& g, FilterLayout layout, std::vector<float> data)
+      : op_(op), geometry_(g), layout_(layout), data_(std::move(data)) {}
+
+  Op op_;
+  Geometry geometry_;
+  FilterLayout layout_;
+  std::vector<float> data_;
 };
 
 // The tensors of one call, by role. Each operator reads and writes its own (see Engine's methods);
@@ -88,6 +124,9 @@ struct Tensors {
   const float* out_backprop = nullptr;  // conv2d_backprop_input, conv2d_backprop_filter
   float* result = nullptr;              // output, input_grad or filter_grad
   float* bias_grad = nullptr;           // conv2d_backprop_filter; may be null
+  // Instead of `filter`: one packed for this operator and geometry (Engine::pack_filter), which
+  // the call runs with the kernel for its layout.
+  const PackedFilter* packed_filter = nullptr;
 };
 
 // One call bound to its kernel and tensors, to be run any number of times (what a training loop
@@ -98,8 +137,9 @@ struct Tensors {
 // copy_results(). Not thread-safe (it owns device state): one BoundCall per thread.
 class BoundCall {
  public:
-  // Selects the kernel as engine.select(op, g) does; throws what it throws, and
-  // ErrorId::invalid_argument naming the tensor when one the operator needs is null.
+  // Selects the kernel as engine.select(op, g, layout of the filter) does; throws what it throws,
+  // and ErrorId::invalid_argument naming the tensor when one the operator needs is null (or
+  // "filter" for a packed filter of another operator or geometry).
   BoundCall(const Engine& engine, Op op, const Geometry& g, const Tensors& tensors);
   ~BoundCall();
   BoundCall(const BoundCall&) = delete;

@@ -67,6 +67,15 @@ struct Attributes {
 constexpr int64_t kMaxTensorElements = 2147483647;
 constexpr int64_t kMaxFilterElements = kMaxTensorElements / 4;
 
+// How a kernel takes its filter. HWIO as the user stores it, or packed once ahead of the calls
+// (Engine::pack_filter) into blocks of kFilterBlock channels, those that a register tile loads as
+// vectors (out-channels for conv2d, in-channels for conv2d_backprop_input): block b holds those
+// channels' taps, in-channel (out-channel) and tap column and row order,
+//   blocked[b][r][s][other][i] = hwio[r][s][..][..] at channel b * kFilterBlock + i,
+// so that a tile reads its filter as contiguous streams instead of 64-byte pieces a row apart.
+enum class FilterLayout { hwio, blocked };
+constexpr int64_t kFilterBlock = 16;  // one 64-byte cache line of float32
+
 // A fully resolved, validated convolution problem: every size and pad is known.
 class Geometry {
  public:
@@ -130,5 +139,13 @@ FilterShape filter_shape(const std::vector<int64_t>& dims, const std::string& ar
 // negative dimension.
 int64_t checked_element_count(const std::array<int64_t, 4>& dims, const std::string& argument,
                               int64_t limit = kMaxTensorElements);
+
+// Whether `op` on `g` can take a blocked filter (FilterLayout): conv2d and conv2d_backprop_input,
+// when the channels blocked (out-channels, in-channels) make whole blocks.
+bool takes_blocked_filter(Op op, const Geometry& g);
+
+// The filter `hwio` of `op` on `g` in the blocked layout, into `blocked` (as many elements); `g`
+// must take one (takes_blocked_filter).
+void block_filter(Op op, const Geometry& g, const float* hwio, float* blocked);
 
 }  // namespace convgen

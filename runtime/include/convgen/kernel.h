@@ -31,6 +31,7 @@ struct Kernel {
   std::string_view shape_key;  // Geometry::key() of the one shape it serves; empty for any shape
   std::string_view targets;    // the Halide targets it was compiled for, comma-separated
   KernelEntry entry;
+  FilterLayout filter = FilterLayout::hwio;  // blocked: a specialized kernel for packed filters
 };
 
 using KernelList = std::vector<Kernel>;

@@ -16,6 +16,8 @@
 // (a register tile sized for AVX-512's 32 registers spills on AVX2's 16); a target without one
 // gets the defaults. When the first of its entries, in the targets' order (most preferred first),
 // names an autoscheduler, every target is autoscheduled (it schedules each for itself).
+// `"filter": "blocked"` marks an entry for the kernel of that operator and shape that takes a
+// packed filter (FilterLayout::blocked); without it, the entry is for the one that takes HWIO.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +33,7 @@ struct ScheduleEntry {
   Op op = Op::conv2d;
   std::string shape_key;
   std::string target;
+  FilterLayout filter = FilterLayout::hwio;
   std::map<std::string, int> knobs;
   std::string autoscheduler;  // non-empty: the kernel is scheduled by this Halide autoscheduler
   double gflops = 0, default_gflops = 0, autoscheduler_gflops = 0, seconds = 0;
@@ -49,8 +52,9 @@ class ScheduleDatabase {
   static ScheduleDatabase read(const std::string& path, bool missing_ok = false);
   static ScheduleDatabase parse(const std::string& text, const std::string& source);
 
-  // The entry for (op, shape_key, target), or null.
-  const ScheduleEntry* find(Op op, const std::string& shape_key, const std::string& target) const;
+  // The entry for (op, shape_key, target, filter), or null.
+  const ScheduleEntry* find(Op op, const std::string& shape_key, const std::string& target,
+                            FilterLayout filter = FilterLayout::hwio) const;
   // Adds `entry`, replacing the one with the same key.
   void put(const ScheduleEntry& entry);
   const std::vector<ScheduleEntry>& entries() const { return entries_; }

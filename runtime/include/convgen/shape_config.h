@@ -12,7 +12,9 @@
 //             (override stride / dilation for one dimension), pads ([top, bottom, left, right],
 //             integers >= 0, required exactly for EXPLICIT), data_format ("NHWC" default, or
 //             "NCHW"), bias (boolean, default true), ops (non-empty list of distinct operator
-//             names, default all three).
+//             names, default all three), packed_filter (boolean, default false: also build the
+//             layer's conv2d and conv2d_backprop_input kernels that take a filter packed once,
+//             Engine::pack_filter, where its channels make whole blocks).
 // The optional top-level "targets" lists the targets to build for (Halide target strings, or the
 // names `convgen generate --targets` knows, e.g. "x86-64", "host"). Other top-level keys (e.g.
 // "about") are ignored; unknown keys inside a layer are
@@ -35,7 +37,8 @@ struct Layer {
   std::string name;
   Geometry geometry;
   bool bias = true;
-  std::vector<Op> ops;  // in the config's order
+  bool packed_filter = false;  // also build kernels that take a packed filter
+  std::vector<Op> ops;         // in the config's order
 };
 
 struct ShapeConfig {
