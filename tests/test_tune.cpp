@@ -33,19 +33,22 @@ CommandResult generate(const TempDir& dir, const std::string& schedules) {
 void check_seeded_candidates(
     const std::string& layers, size_t entries,
     const std::vector<std::pair<std::map<std::string, int>, std::string>>& seeds,
-    const std::vector<std::string>& tuned) {
+    const std::vector<std::string>& tuned, FilterLayout filter = FilterLayout::hwio) {
   const TempDir dir;
   write_bytes(dir / "layers.json", layers);
   const auto tune = [&](const std::string& db, const std::string& trials) {
-    return run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", db,
+    std::vector<std::string> args = {"tune", "--config", dir / "layers.json", "--db", db,
                                      "--trials", trials, "--threads", "2", "--no-autoschedulers",
-                                     "--target", "host"});
+                                     "--target", "host"};
+    if (filter == FilterLayout::blocked) args.push_back("--packed-filter");
+    return run_program(CONVGEN_EXE, args);
   };
   const CommandResult probe = tune(dir / "probe.json", "1");
   INFO(probe.out << probe.err);
   REQUIRE(probe.exit_code == 0);
   const ScheduleDatabase probed = ScheduleDatabase::read(dir / "probe.json");
   REQUIRE(probed.entries().size() == entries);
+  for (const ScheduleEntry& e : probed.entries()) CHECK(e.filter == filter);
   for (const auto& [knobs, described] : seeds) {
     ScheduleDatabase db = probed;
     for (ScheduleEntry e : db.entries()) {
@@ -61,6 +64,27 @@ void check_seeded_candidates(
                         !Catch::Contains("WRONG"));
     for (const std::string& layer_op : tuned) CHECK_THAT(log, Catch::Contains(layer_op + ": "));
   }
+}
+
+// Layers and seeded knobs whose schedules leave the default paths (see the first test below).
+constexpr const char* kOffPathLayers = R"({"layers": [
+    {"name": "odd_3x3", "N": 2, "H": 5, "W": 9, "C": 32, "K": 64, "R": 3, "S": 3,
+     "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]},
+    {"name": "s2_dil", "N": 1, "H": 9, "W": 11, "C": 32, "K": 64, "R": 3, "S": 2, "stride": 2,
+     "dilation_w": 2, "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]},
+    {"name": "k24", "N": 1, "H": 6, "W": 7, "C": 16, "K": 24, "R": 3, "S": 3,
+     "padding": "SAME", "ops": ["conv2d_backprop_input"]},
+    {"name": "s2_rows", "N": 1, "H": 10, "W": 13, "C": 32, "K": 48, "R": 3, "S": 3,
+     "stride": 2, "padding": "SAME", "ops": ["conv2d_backprop_input"]},
+    {"name": "wide_rgb", "N": 2, "H": 5, "W": 150, "C": 3, "K": 2, "R": 3, "S": 3,
+     "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]}]})";
+
+std::vector<std::pair<std::map<std::string, int>, std::string>> off_path_seeds() {
+  return {{{{"reduction_vectors", 1}, {"tile_pixels", 3}}, "reduction_vectors=1 tile_pixels=3: "},
+          {{{"restage", 3}}, "restage=3: "},
+          {{{"reduction_chunk", 1024}}, "reduction_chunk=1024: "},
+          {{{"block_channel_tiles", 3}, {"reduction_chunk", 8}},
+           "block_channel_tiles=3 reduction_chunk=8: "}};
 }
 
 }  // namespace
@@ -172,24 +196,7 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
   // where the height is even (s2_rows) and of single rows where it is odd (s2_dil). Narrow
   // channels (wide_rgb) take tiles of vectors along the positions, one or two to a row, the
   // last past the edge.
-  check_seeded_candidates(R"({"layers": [
-    {"name": "odd_3x3", "N": 2, "H": 5, "W": 9, "C": 32, "K": 64, "R": 3, "S": 3,
-     "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]},
-    {"name": "s2_dil", "N": 1, "H": 9, "W": 11, "C": 32, "K": 64, "R": 3, "S": 2, "stride": 2,
-     "dilation_w": 2, "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]},
-    {"name": "k24", "N": 1, "H": 6, "W": 7, "C": 16, "K": 24, "R": 3, "S": 3,
-     "padding": "SAME", "ops": ["conv2d_backprop_input"]},
-    {"name": "s2_rows", "N": 1, "H": 10, "W": 13, "C": 32, "K": 48, "R": 3, "S": 3,
-     "stride": 2, "padding": "SAME", "ops": ["conv2d_backprop_input"]},
-    {"name": "wide_rgb", "N": 2, "H": 5, "W": 150, "C": 3, "K": 2, "R": 3, "S": 3,
-     "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]}]})",
-                          8,
-                          {{{{"reduction_vectors", 1}, {"tile_pixels", 3}},
-                            "reduction_vectors=1 tile_pixels=3: "},
-                           {{{"restage", 3}}, "restage=3: "},
-                           {{{"reduction_chunk", 1024}}, "reduction_chunk=1024: "},
-                           {{{"block_channel_tiles", 3}, {"reduction_chunk", 8}},
-                            "block_channel_tiles=3 reduction_chunk=8: "}},
+  check_seeded_candidates(kOffPathLayers, 8, off_path_seeds(),
                           {"odd_3x3 conv2d_backprop_input", "s2_dil conv2d",
                            "k24 conv2d_backprop_input", "s2_rows conv2d_backprop_input",
                            "wide_rgb conv2d_backprop_input"});
@@ -217,6 +224,17 @@ TEST_CASE("tune: filter gradients over parts of the rows match the reference", "
                            "nchw conv2d_backprop_filter", "wide conv2d_backprop_filter"});
 }
 
+TEST_CASE("tune: kernels for packed filters are searched and checked", "[cli][tune]") {
+  // The same schedules off the default paths, for the kernels that read a blocked filter: the
+  // reduction's vectors along the in-channels read a block 16 apart, and there is no slice to pack
+  // or filter to restage. wide_rgb's 2 out-channels and 3 in-channels make no block: left out.
+  check_seeded_candidates(kOffPathLayers, 6, off_path_seeds(),
+                          {"odd_3x3 conv2d", "odd_3x3 conv2d_backprop_input", "s2_dil conv2d",
+                           "s2_dil conv2d_backprop_input", "k24 conv2d_backprop_input",
+                           "s2_rows conv2d_backprop_input"},
+                          FilterLayout::blocked);
+}
+
 TEST_CASE("tune refuses bad options", "[cli][tune]") {
   const TempDir dir;
   const auto refused = [&](std::vector<std::string> args, const std::string& argument) {
@@ -231,6 +249,10 @@ TEST_CASE("tune refuses bad options", "[cli][tune]") {
   refused({"--config", CONVGEN_TUNE_LAYER, "--db", dir / "db.json", "--budget", "soon"},
           "--budget");
   refused({"--config", CONVGEN_TUNE_LAYER, "--db", dir / "db.json", "--trials", "0"}, "--trials");
+  // The 3->1 edge layer's channels make no block of 16.
+  refused({"--config", CONVGEN_TEST_LAYERS, "--db", dir / "db.json", "--layers", "edge_no_bias",
+           "--packed-filter"},
+          "--packed-filter");
   refused({"--config", CONVGEN_TUNE_LAYER, "--db", dir / "db.json", "--layers", "nope"},
           "--layers");
   refused({"--config", CONVGEN_TUNE_LAYER, "--db", dir / "db.json", "--ops",

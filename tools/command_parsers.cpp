@@ -127,7 +127,10 @@ cli::Parser tune_parser() {
       .option("--threads", "N", "threads the kernels run on (default: every core)")
       .option("--report", "FILE", "also write the result table here (markdown)")
       .option("--plot", "FILE", "write the convergence plot here (SVG)")
-      .flag("--no-autoschedulers", "do not try Halide's autoschedulers");
+      .flag("--no-autoschedulers", "do not try Halide's autoschedulers")
+      .flag("--packed-filter",
+            "tune the kernels for filters packed once (conv2d and conv2d_backprop_input of layers "
+            "whose channels make whole blocks), timed with a filter from Engine::pack_filter");
   return parser;
 }
 

@@ -68,6 +68,7 @@ struct Options {
   uint64_t seed = 1;
   int threads = 0;
   bool autoschedulers = true;
+  FilterLayout filter = FilterLayout::hwio;  // blocked: the kernels for packed filters
 };
 
 // "120", "120s", "2m", "1.5h" -> seconds.
@@ -216,10 +217,14 @@ class Evaluator {
         : kernel_(library),
           key_(e.layer_.geometry.key()),
           list_{{kCandidate, e.op_, e.layer_.geometry.format(), key_, e.options_.target,
-                 kernel_.entry()}},
+                 kernel_.entry(), e.options_.filter}},
           engine_(list_),
           outputs_(e.problem_.poisoned_outputs()),
-          call_(engine_, e.op_, e.problem_.geometry, e.problem_.tensors(outputs_)) {
+          packed_(e.options_.filter == FilterLayout::blocked
+                      ? std::optional<PackedFilter>(engine_.pack_filter(
+                            e.op_, e.problem_.geometry, e.problem_.filter.data()))
+                      : std::nullopt),
+          call_(engine_, e.op_, e.problem_.geometry, with_packed(e.problem_.tensors(outputs_))) {
       call_.run();  // the run check() checks
       const double first = milliseconds([&] { call_.run(); });
       runs_ = std::clamp<int64_t>(int64_t(std::ceil(1.0 / std::max(first, 1e-3))), 1, 10000);
@@ -242,11 +247,21 @@ class Evaluator {
     }
 
    private:
+    // The call's tensors, with the filter packed for a kernel that takes one.
+    Tensors with_packed(Tensors t) const {
+      if (packed_) {
+        t.filter = nullptr;
+        t.packed_filter = &*packed_;
+      }
+      return t;
+    }
+
     LoadedKernel kernel_;
     std::string key_;  // the Kernel views it
     KernelList list_;  // the Engine views it
     Engine engine_;
     Problem::Outputs outputs_;
+    std::optional<PackedFilter> packed_;  // for a kernel for packed filters
     BoundCall call_;
     int64_t runs_ = 1;
   };
@@ -271,8 +286,9 @@ class Evaluator {
     entry.target = codegen_.targets.front();
     entry.knobs = knobs;
     entry.autoscheduler = autoscheduler;
-    const codegen::KernelPlan plan{kCandidate, op_, layer_.geometry.format(),
-                                   layer_.geometry.key(), layer_.name, {&entry}};
+    entry.filter = options_.filter;
+    const codegen::KernelPlan plan{kCandidate,   op_,      layer_.geometry.format(),
+                                   layer_.geometry.key(), layer_.name, {&entry}, options_.filter};
     std::vector<std::string> command =
         codegen::generator_command(codegen_, plan, dir.string(), /*tuned=*/true);
     const fs::path report = dir / "knobs.json";
@@ -372,12 +388,13 @@ struct Outcome {
       return playoff ? a.playoff_gflops < b.playoff_gflops : a.gflops < b.gflops;
     });
   }
-  ScheduleEntry entry(const std::string& target) const {
+  ScheduleEntry entry(const std::string& target, FilterLayout filter) const {
     const Trial& b = best();
     ScheduleEntry e;
     e.op = op;
     e.shape_key = layer->geometry.key();
     e.target = target;
+    e.filter = filter;
     e.autoscheduler = b.autoscheduler;
     if (b.autoscheduler.empty()) e.knobs = b.knobs;
     e.gflops = score(b);
@@ -649,11 +666,23 @@ int tune_command(int argc, char** argv) {
     options.threads = int(threads);
   }
   options.autoschedulers = !args.flag("--no-autoschedulers");
+  if (args.flag("--packed-filter")) options.filter = FilterLayout::blocked;
 
   const ShapeConfig config = read_shape_config(options.config);
   ScheduleDatabase db = ScheduleDatabase::read(options.db, /*missing_ok=*/true);
   options.target = tuning_target(args.value_or("--target", "x86-64"));
-  const std::vector<cli::LayerOp> cases = cli::select_layer_ops(args, config, options.config);
+  std::vector<cli::LayerOp> cases = cli::select_layer_ops(args, config, options.config);
+  if (options.filter == FilterLayout::blocked) {  // only what has a kernel for packed filters
+    cases.erase(std::remove_if(cases.begin(), cases.end(),
+                               [&](const cli::LayerOp& c) {
+                                 return !takes_blocked_filter(c.op, config.layers[c.layer].geometry);
+                               }),
+                cases.end());
+    if (cases.empty()) {
+      throw Error(ErrorId::invalid_argument, "--packed-filter",
+                  "no layer operator of the selection takes a packed filter");
+    }
+  }
   std::unique_ptr<cli::OutputFile> report, plot;
   if (args.has("--report")) report = std::make_unique<cli::OutputFile>(args.value("--report"), "--report");
   if (args.has("--plot")) plot = std::make_unique<cli::OutputFile>(args.value("--plot"), "--plot");
@@ -673,11 +702,12 @@ int tune_command(int argc, char** argv) {
   for (const cli::LayerOp& c : cases) {
     const Layer* layer = &config.layers[c.layer];
     const Op op = c.op;
-    const ScheduleEntry* resume = db.find(op, layer->geometry.key(), options.target);
+    const ScheduleEntry* resume =
+        db.find(op, layer->geometry.key(), options.target, options.filter);
     outcomes.push_back(tune(options, *layer, op, resume, peak > 0 ? peak : 1, rng));
     const Outcome& o = outcomes.back();
     if (o.failure.empty()) {
-      db.put(o.entry(options.target));
+      db.put(o.entry(options.target, options.filter));
       db.write(options.db);  // after each, so that an interrupted run keeps what it found
     }
     std::cout << layer->name << " " << to_string(op) << ": ";
