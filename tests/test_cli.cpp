@@ -109,6 +109,7 @@ enum VerifyColumn : size_t {
   kSpecRatio,
   kSpecMs,
   kSpecGflops,
+  kPackedRatio,
   kGenRatio,
   kGenMs,
   kGenGflops,
@@ -692,7 +693,8 @@ TEST_CASE("verify checks a small config and reports each kernel", "[cli]") {
     INFO(layer << " " << op);
     REQUIRE(row.size() == kColumns);
     CHECK(row[kChosen] == "generic");
-    for (size_t column : {kSpecRatio, kSpecMs, kSpecGflops, kSpecOverGen, kSpecOverNaive}) {
+    for (size_t column :
+         {kSpecRatio, kSpecMs, kSpecGflops, kPackedRatio, kSpecOverGen, kSpecOverNaive}) {
       CHECK(row[column] == "-");
     }
     check_ratio_ok(row[kGenRatio]);
@@ -737,6 +739,7 @@ TEST_CASE("verify compares a layer's specialized kernel with the generic one", "
   REQUIRE(res4.size() == kColumns);
   CHECK(res4[kChosen] == "specialized");
   check_ratio_ok(res4[kSpecRatio]);
+  check_ratio_ok(res4[kPackedRatio]);  // the tool's config builds one for the shape
   check_ratio_ok(res4[kGenRatio]);
   CHECK(std::stod(res4[kSpecMs]) > 0);
   CHECK(std::stod(res4[kGenMs]) > 0);
@@ -749,13 +752,14 @@ TEST_CASE("verify compares a layer's specialized kernel with the generic one", "
   REQUIRE(odd.size() == kColumns);
   CHECK(odd[kChosen] == "generic");
   CHECK(odd[kSpecRatio] == "-");
+  CHECK(odd[kPackedRatio] == "-");
   check_ratio_ok(odd[kGenRatio]);
   CHECK(odd[kStatus] == "ok");
 
   CHECK_THAT(r.out,
              Catch::Contains("res4_1x1  n1h14w14c256_k1024r1s1_sh1sw1dh1dw1_pt0pb0pl0pr0_nhwc"));
-  // Two kernels for the specialized layer, one for the other.
-  CHECK_THAT(r.out, Catch::EndsWith("\nverified 3 kernels, 0 over tolerance\n"));
+  // Three kernels for the specialized layer (its filter as it is and packed), one for the other.
+  CHECK_THAT(r.out, Catch::EndsWith("\nverified 4 kernels, 0 over tolerance\n"));
   // The table fits a wide terminal.
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);) {

@@ -1,6 +1,7 @@
 // convgen verify: runs every layer and operator of a shape config with the compiled kernels and
 // with the naive reference, on the same random data, and prints one table row each: specialized
-// kernel, generic kernel and naive reference side by side.
+// kernel (and its kernel for packed filters, where the config has one), generic kernel and naive
+// reference side by side.
 //
 // For each (layer, operator) the row shows which kind of kernel the Engine chooses for the layer
 // ("specialized" when the tool's list has a kernel compiled for exactly this shape that this CPU
@@ -53,13 +54,15 @@ struct KernelResult {
 
 struct Result {
   KernelResult specialized, generic;
+  KernelResult packed;  // the kernel for packed filters, checked once (not timed)
   double reference_ms = 0;
 };
 
 // Runs the case with the reference, then with each of `specialized` and `generic` that is not null
-// (an Engine that selects the kernel of that kind), interleaved.
-Result verify(const Engine* specialized, const Engine* generic, const Layer& layer, Op op,
-              uint64_t seed, int64_t repeats) {
+// (an Engine that selects the kernel of that kind), interleaved; and once with `specialized`'s
+// kernel for packed filters when `packed`.
+Result verify(const Engine* specialized, const Engine* generic, bool packed, const Layer& layer,
+              Op op, uint64_t seed, int64_t repeats) {
   const Problem problem = make_problem(layer, op, seed);
   Result result;
   result.reference_ms = problem.reference_ms;
@@ -86,6 +89,18 @@ Result verify(const Engine* specialized, const Engine* generic, const Layer& lay
     r.ms = median(ms[i]);
     r.comparison = problem.compare(contenders[i].outputs);
   }
+  if (packed) {
+    const PackedFilter filter = specialized->pack_filter(op, problem.geometry, problem.filter.data());
+    Problem::Outputs outputs = problem.poisoned_outputs();
+    Tensors tensors = problem.tensors(outputs);
+    tensors.filter = nullptr;
+    tensors.packed_filter = &filter;
+    BoundCall call(*specialized, op, problem.geometry, tensors);
+    call.run();
+    call.copy_results();
+    result.packed.present = true;
+    result.packed.comparison = problem.compare(outputs);
+  }
   return result;
 }
 
@@ -103,6 +118,7 @@ struct Case {
   Op op;
   bool specialized;  // the Engine chooses a specialized kernel (else a generic one)
   bool generic;      // the list has a generic kernel this CPU can run for the op and layout
+  bool packed;       // the list has a kernel for packed filters this CPU can run for the case
 };
 
 // A table whose text columns are left-aligned and number columns right-aligned.
@@ -217,7 +233,9 @@ int verify_command(int argc, char** argv) {
       if (!ops.empty() && !ops.count(op)) continue;
       const bool specialized = !engine.select(op, layer.geometry).shape_key.empty();
       const bool generic = generic_engine.explain(op, layer.geometry).chosen != nullptr;
-      cases.push_back({i, op, specialized, generic});
+      const bool packed = takes_blocked_filter(op, layer.geometry) &&
+                          engine.explain(op, layer.geometry, FilterLayout::blocked).chosen;
+      cases.push_back({i, op, specialized, generic, packed});
       name_width = std::max(name_width, layer.name.size());
       shown = true;
     }
@@ -234,8 +252,8 @@ int verify_command(int argc, char** argv) {
             << "tolerance per element: |kernel - reference| <= 2^-24 * (n + 1) * sum|a*b| "
                "(n = terms in its sum); ratio = max |error| / tolerance, over 1 fails\n"
             << "chosen: the kernel kind `convgen run` uses for the layer; spec = the kernel "
-               "specialized for the layer's shape, gen = the generic kernel, naive = the "
-               "reference;\nspec/gen, spec/naive: how many times faster the specialized kernel "
+               "specialized for the layer's shape, packed = its kernel for packed filters "
+               "(checked, not timed), gen = the generic kernel, naive = the reference;\nspec/gen, spec/naive: how many times faster the specialized kernel "
                "runs; '-': no such kernel\n\n";
   const Table table({{"layer", name_width, false},
                      {"op", std::string("conv2d_backprop_filter").size(), false},
@@ -243,6 +261,7 @@ int verify_command(int argc, char** argv) {
                      {"spec ratio", 8, true},
                      {"spec ms", 9, true},
                      {"spec GF/s", 7, true},
+                     {"packed ratio", 8, true},
                      {"gen ratio", 8, true},
                      {"gen ms", 9, true},
                      {"gen GF/s", 7, true},
@@ -259,14 +278,14 @@ int verify_command(int argc, char** argv) {
     // Each case has its own data, the same whichever subset of the config is verified.
     const uint64_t case_seed =
         seed ^ (0x9E3779B97F4A7C15ull * (3 * uint64_t(c.layer_index) + uint64_t(c.op) + 1));
-    const size_t kernels = size_t(c.specialized) + size_t(c.generic);
+    const size_t kernels = size_t(c.specialized) + size_t(c.packed) + size_t(c.generic);
     verified += kernels;
     Result r;
     std::string status = "ok";
     try {
-      r = verify(c.specialized ? &engine : nullptr, c.generic ? &generic_engine : nullptr, layer,
-                 c.op, case_seed, repeats);
-      for (const KernelResult* k : {&r.specialized, &r.generic}) {
+      r = verify(c.specialized ? &engine : nullptr, c.generic ? &generic_engine : nullptr,
+                 c.packed, layer, c.op, case_seed, repeats);
+      for (const KernelResult* k : {&r.specialized, &r.packed, &r.generic}) {
         if (k->present && !k->comparison.ok()) {
           status = "OVER";
           over++;
@@ -282,15 +301,15 @@ int verify_command(int argc, char** argv) {
     std::vector<std::string> row = {layer.name, to_string(c.op),
                                     c.specialized ? "specialized" : "generic"};
     if (status == "ERROR") {
-      row.resize(12, "-");
+      row.resize(13, "-");
       row.push_back(status);
       table.print_row(std::cout, row);
       continue;
     }
     const double flops = layer.geometry.flops();
-    for (const KernelResult* k : {&r.specialized, &r.generic}) {
-      for (std::string& cell : kernel_cells(*k, flops)) row.push_back(std::move(cell));
-    }
+    for (std::string& cell : kernel_cells(r.specialized, flops)) row.push_back(std::move(cell));
+    row.push_back(r.packed.present ? format("%.2e", r.packed.comparison.max_ratio) : "-");
+    for (std::string& cell : kernel_cells(r.generic, flops)) row.push_back(std::move(cell));
     row.push_back(format("%.1f", r.reference_ms));
     row.push_back(r.specialized.present && r.generic.present
                       ? format("%.2fx", r.generic.ms / r.specialized.ms)
