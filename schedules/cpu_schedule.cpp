@@ -383,7 +383,11 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   // of 4 KiB, and would evict each other from the L1 cache's sets. A restaged operand (read in
   // another order than stored) is packed by gathers, or in blocks of lanes x lanes read along
   // the dimension it is stored along and transposed in registers (the block transpose of
-  // Halide's performance tests).
+  // Halide's performance tests). A kernel for packed filters (FilterLayout::blocked) has no vector
+  // operand to pack: its filter already lies in the order the tiles read it, one contiguous stream
+  // per block of 16 channels (on the Zen 5 EPYC, 2 threads, res5: the forward pass 1.3-1.4x and
+  // the input gradient 1.46x faster than from HWIO, bitwise the same results with the same knobs;
+  // its tuned entries run the 3x3 and 1x1 layers at 74-98% of peak back to back).
   if (stage.vector_operand.func.defined() && b.pack_slices) {
     const std::vector<Var>& storage = stage.vector_operand.storage;
     Func slice = Func(stage.vector_operand.func).in(acc);
