@@ -22,7 +22,7 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     const Halide::Func w = operand(filter);
     Halide::Func staged_filter("staged_filter");
     if (blocked_filter) {
-      staged_filter = blocked(filter, v.c);
+      staged_filter = blocked(filter, Op::conv2d_backprop_input);
     } else {
       staged_filter(v.k, v.c, v.s, v.r) = w(v.k, v.c, v.s, v.r);
     }

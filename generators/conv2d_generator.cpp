@@ -16,7 +16,7 @@ class Conv2D : public ConvGenerator<Conv2D> {
     ConvExprs g = geometry();
     with_input_side(g, input);
     with_filter(g, filter);
-    const Halide::Func w = blocked_filter ? blocked(filter, vars.k) : operand(filter);
+    const Halide::Func w = blocked_filter ? blocked(filter, Op::conv2d) : operand(filter);
     const Halide::Func x = zero_padded(canonical(input), input, Tensor::input, conv2d_input_window);
     const Reduction y = conv2d(vars, g, x, w, operand(bias));
     define_activation_output(output, y.func);

@@ -42,7 +42,7 @@ class ConvGenerator : public Halide::Generator<T> {
   GeneratorParam<std::string> schedule_record{"schedule_record", ""};
   // Where to write the knob space and the values used (schedules/knobs.h); empty: nowhere.
   GeneratorParam<std::string> knob_report{"knob_report", ""};
-  // Whether the filter comes packed in blocks of kFilterBlock channels (convgen/kernel.h,
+  // Whether the filter comes packed in blocks of kFilterBlock channels (convgen/geometry.h,
   // FilterLayout::blocked) rather than as HWIO; specialized kernels of conv2d and
   // conv2d_backprop_input only.
   GeneratorParam<bool> blocked_filter{"blocked_filter", false};
@@ -162,20 +162,25 @@ class ConvGenerator : public Halide::Generator<T> {
   // The kernel's tensors.
   enum class Tensor { input, output, filter, bias };
 
-  // The filter w(k, c, s, r) of a kernel whose filter buffer is blocked along `channel` (k for
-  // conv2d, c for conv2d_backprop_input: the channels the register tile loads as vectors). Each
+  // The filter w(k, c, s, r) of operator `op`'s kernel whose filter buffer is blocked along the
+  // channels its register tile loads as vectors (k for conv2d, c for conv2d_backprop_input). Each
   // block holds kFilterBlock of those channels innermost, then every other channel, tap column
   // and tap row: a 4-D buffer (kFilterBlock x other channels, S, R, blocks), which a tile reads
   // as contiguous streams, one per block.
   template <typename Buffer>
-  Halide::Func blocked(const Buffer& b, const Halide::Var& channel) {
-    if (!specialization()) throw std::invalid_argument("blocked_filter: needs a shape");
+  Halide::Func blocked(const Buffer& b, Op op) {
+    const std::optional<Geometry> s = specialization();
+    if (!s) throw std::invalid_argument("blocked_filter: needs a shape");
+    if (!takes_blocked_filter(op, *s)) {
+      throw std::invalid_argument("blocked_filter: the channels are not whole blocks");
+    }
     const ConvVars& v = vars;
-    const Halide::Var& other = channel.same_as(v.k) ? v.c : v.k;
+    const Halide::Var& channel = op == Op::conv2d ? v.k : v.c;
+    const Halide::Var& other = op == Op::conv2d ? v.c : v.k;
     Halide::Func w("filter_unblocked");
     const int block = int(kFilterBlock);
     w(v.k, v.c, v.s, v.r) = b(channel % block + block * other, v.s, v.r, channel / block);
-    blocked_along_ = channel.same_as(v.k) ? 3 : 2;  // index of that channel in filter_dims()
+    blocked_op_ = op;
     return w;
   }
 
@@ -247,15 +252,7 @@ class ConvGenerator : public Halide::Generator<T> {
       case Tensor::input: dims = s->input_dims(); break;
       case Tensor::output: dims = s->output_dims(); break;
       case Tensor::filter:
-        dims = s->filter_dims();
-        if (blocked_along_) {  // {blocks, R, S, block x other channels}
-          const int64_t channels = dims[size_t(blocked_along_)];
-          const int64_t other = dims[size_t(5 - blocked_along_)];
-          if (channels % kFilterBlock) {
-            throw std::invalid_argument("blocked_filter: the channels are not whole blocks");
-          }
-          dims = {channels / kFilterBlock, dims[0], dims[1], kFilterBlock * other};
-        }
+        dims = blocked_op_ ? blocked_filter_dims(*blocked_op_, *s) : s->filter_dims();
         break;
       case Tensor::bias: return {s->filter().k};
     }
@@ -378,7 +375,7 @@ class ConvGenerator : public Halide::Generator<T> {
   std::vector<std::pair<Halide::Expr, std::vector<Halide::Expr>>> requirements_;
   std::vector<schedules::Staged> padded_;  // what zero_padded() made
   std::vector<Halide::Expr> common_case_;  // what common_case() said
-  int blocked_along_ = 0;                  // what blocked() said
+  std::optional<Op> blocked_op_;           // what blocked() said
 };
 
 }  // namespace convgen

@@ -164,17 +164,11 @@ class PackedImplementation : public Implementation {
   PackedImplementation(const Problem& problem, const Engine& engine)
       : packed_(engine.pack_filter(problem.op, problem.geometry, problem.filter.data())),
         outputs_(problem.poisoned_outputs()),
-        call_(engine, problem.op, problem.geometry, with_packed(problem.tensors(outputs_))) {}
+        call_(engine, problem.op, problem.geometry, problem.tensors(outputs_, &packed_)) {}
   void run() override { call_.run(); }
   const Problem::Outputs& results() override { return outputs_; }
 
  private:
-  Tensors with_packed(Tensors t) const {
-    t.filter = nullptr;
-    t.packed_filter = &packed_;
-    return t;
-  }
-
   PackedFilter packed_;
   Problem::Outputs outputs_;
   BoundCall call_;

@@ -224,7 +224,8 @@ class Evaluator {
                       ? std::optional<PackedFilter>(engine_.pack_filter(
                             e.op_, e.problem_.geometry, e.problem_.filter.data()))
                       : std::nullopt),
-          call_(engine_, e.op_, e.problem_.geometry, with_packed(e.problem_.tensors(outputs_))) {
+          call_(engine_, e.op_, e.problem_.geometry,
+                e.problem_.tensors(outputs_, packed_ ? &*packed_ : nullptr)) {
       call_.run();  // the run check() checks
       const double first = milliseconds([&] { call_.run(); });
       runs_ = std::clamp<int64_t>(int64_t(std::ceil(1.0 / std::max(first, 1e-3))), 1, 10000);
@@ -247,15 +248,6 @@ class Evaluator {
     }
 
    private:
-    // The call's tensors, with the filter packed for a kernel that takes one.
-    Tensors with_packed(Tensors t) const {
-      if (packed_) {
-        t.filter = nullptr;
-        t.packed_filter = &*packed_;
-      }
-      return t;
-    }
-
     LoadedKernel kernel_;
     std::string key_;  // the Kernel views it
     KernelList list_;  // the Engine views it

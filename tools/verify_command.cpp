@@ -92,10 +92,7 @@ Result verify(const Engine* specialized, const Engine* generic, bool packed, con
   if (packed) {
     const PackedFilter filter = specialized->pack_filter(op, problem.geometry, problem.filter.data());
     Problem::Outputs outputs = problem.poisoned_outputs();
-    Tensors tensors = problem.tensors(outputs);
-    tensors.filter = nullptr;
-    tensors.packed_filter = &filter;
-    BoundCall call(*specialized, op, problem.geometry, tensors);
+    BoundCall call(*specialized, op, problem.geometry, problem.tensors(outputs, &filter));
     call.run();
     call.copy_results();
     result.packed.present = true;

@@ -236,10 +236,7 @@ FilterLayout filter_layout(Op op, const Geometry& g, const Tensors& t) {
 
 // The filter's dims in C order: HWIO, or blocked (geometry.h).
 std::array<int64_t, 4> filter_dims(Op op, const Geometry& g, FilterLayout layout) {
-  if (layout == FilterLayout::hwio) return g.filter_dims();
-  const FilterShape& f = g.filter();
-  const bool along_k = op == Op::conv2d;
-  return {(along_k ? f.k : f.c) / kFilterBlock, f.r, f.s, (along_k ? f.c : f.k) * kFilterBlock};
+  return layout == FilterLayout::hwio ? g.filter_dims() : blocked_filter_dims(op, g);
 }
 
 }  // namespace

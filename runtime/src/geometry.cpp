@@ -335,14 +335,20 @@ bool takes_blocked_filter(Op op, const Geometry& g) {
   return false;
 }
 
+std::array<int64_t, 4> blocked_filter_dims(Op op, const Geometry& g) {
+  // Blocks along the out-channels (the innermost HWIO dimension) or the in-channels.
+  const FilterShape& f = g.filter();
+  const bool along_k = op == Op::conv2d;
+  return {(along_k ? f.k : f.c) / kFilterBlock, f.r, f.s, (along_k ? f.c : f.k) * kFilterBlock};
+}
+
 void block_filter(Op op, const Geometry& g, const float* hwio, float* blocked) {
   const FilterShape& f = g.filter();
-  // Blocks along the out-channels (the innermost HWIO dimension) or the in-channels; `other` is
-  // the channel dimension inside a block's rows.
   const bool along_k = op == Op::conv2d;
-  const int64_t channels = along_k ? f.k : f.c, other = along_k ? f.c : f.k;
-  const int64_t taps = f.r * f.s;
-  for (int64_t b = 0; b < channels / kFilterBlock; b++) {
+  const auto [blocks, r, s, row] = blocked_filter_dims(op, g);
+  const int64_t other = row / kFilterBlock;  // the channel dimension inside a block's rows
+  const int64_t taps = r * s;
+  for (int64_t b = 0; b < blocks; b++) {
     for (int64_t tap = 0; tap < taps; tap++) {
       for (int64_t o = 0; o < other; o++) {
         float* row = blocked + ((b * taps + tap) * other + o) * kFilterBlock;

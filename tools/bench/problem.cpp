@@ -59,13 +59,14 @@ Comparison Problem::compare(const Outputs& outputs) const {
   return comparison;
 }
 
-Tensors Problem::tensors(Outputs& out) const {
+Tensors Problem::tensors(Outputs& out, const PackedFilter* packed) const {
   return {input.empty() ? nullptr : input.data(),
-          filter.empty() ? nullptr : filter.data(),
+          filter.empty() || packed ? nullptr : filter.data(),
           has_bias ? bias.data() : nullptr,
           out_backprop.empty() ? nullptr : out_backprop.data(),
           out[0].data(),
-          op == Op::conv2d_backprop_filter && has_bias ? out[1].data() : nullptr};
+          op == Op::conv2d_backprop_filter && has_bias ? out[1].data() : nullptr,
+          packed};
 }
 
 void Problem::run(const Engine& engine, Outputs& out) const {

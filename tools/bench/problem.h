@@ -68,8 +68,8 @@ struct Problem {
   // Outputs that must be overwritten completely: any element left alone stays NaN and fails.
   Outputs poisoned_outputs() const;
   Comparison compare(const Outputs& outputs) const;
-  // The tensors of a call that writes `outputs`.
-  Tensors tensors(Outputs& outputs) const;
+  // The tensors of a call that writes `outputs`, with `packed` for the filter when not null.
+  Tensors tensors(Outputs& outputs, const PackedFilter* packed = nullptr) const;
   // Computes the outputs with the kernel `engine` selects, or with the naive reference.
   void run(const Engine& engine, Outputs& outputs) const;
   void run_reference(Outputs& outputs) const;

@@ -144,6 +144,10 @@ int64_t checked_element_count(const std::array<int64_t, 4>& dims, const std::str
 // when the channels blocked (out-channels, in-channels) make whole blocks.
 bool takes_blocked_filter(Op op, const Geometry& g);
 
+// The dims, in C order, of the blocked filter of `op` on `g`: {blocks, R, S, kFilterBlock x the
+// other channels}; `g` must take one (takes_blocked_filter).
+std::array<int64_t, 4> blocked_filter_dims(Op op, const Geometry& g);
+
 // The filter `hwio` of `op` on `g` in the blocked layout, into `blocked` (as many elements); `g`
 // must take one (takes_blocked_filter).
 void block_filter(Op op, const Geometry& g, const float* hwio, float* blocked);
