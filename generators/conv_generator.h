@@ -209,7 +209,9 @@ class ConvGenerator : public Halide::Generator<T> {
   // known, else 0.
   Halide::Func pad(const Halide::Func& a, const Halide::Region& bounds, int64_t channels) {
     Halide::Func padded = Halide::BoundaryConditions::constant_exterior(a, 0.0f, bounds);
-    padded_.push_back({padded, padded.args(), channels, bounds[0].extent * bounds[1].extent});
+    schedules::Staged staged{padded, padded.args(), channels, bounds[0].extent * bounds[1].extent};
+    if (data_format == DataFormat::NHWC) staged.interleaved = a;
+    padded_.push_back(staged);
     return padded;
   }
 
@@ -281,10 +283,10 @@ class ConvGenerator : public Halide::Generator<T> {
     const bool gpu = target.has_gpu_feature();
     const std::vector<schedules::Knob> space =
         gpu ? schedules::cuda_knobs(target) : schedules::cpu_knobs(target);
-    const schedules::KnobValues knobs(space, schedule_record, target);
-    if (!knob_report.value().empty()) {
-      schedules::write_knob_report(knob_report, target.to_string(), space, knobs);
-    }
+    // One set of values for all the outputs, so that the report names every knob any of their
+    // schedules read.
+    if (!knobs_) knobs_.emplace(space, schedule_record, target);
+    const schedules::KnobValues& knobs = *knobs_;
     const schedules::ReductionKind kind = tensor == Tensor::filter || tensor == Tensor::bias
                                               ? schedules::ReductionKind::pixels
                                               : schedules::ReductionKind::taps;
@@ -295,6 +297,9 @@ class ConvGenerator : public Halide::Generator<T> {
       schedules::schedule_cuda(stage, kind, target, knobs);
     } else {
       schedules::schedule_cpu(stage, kind, target, knobs);
+    }
+    if (!knob_report.value().empty()) {
+      schedules::write_knob_report(knob_report, target.to_string(), space, knobs);
     }
   }
 
@@ -374,6 +379,7 @@ class ConvGenerator : public Halide::Generator<T> {
  private:
   std::vector<std::pair<Halide::Expr, std::vector<Halide::Expr>>> requirements_;
   std::vector<schedules::Staged> padded_;  // what zero_padded() made
+  std::optional<schedules::KnobValues> knobs_;  // the schedule record's, once an output is scheduled
   std::vector<Halide::Expr> common_case_;  // what common_case() said
   std::optional<Op> blocked_op_;           // what blocked() said
 };

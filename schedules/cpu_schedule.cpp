@@ -36,9 +36,13 @@ int64_t largest_divisor(int64_t extent, int64_t limit) {
 // rows and columns), which are independent units of work, in at most kTasks tasks of whole rows:
 // the thread pool hands out one task at a time under a lock, which a narrow output's rows (the
 // edge layer's, 2 µs of work each) would make the bottleneck. A task's rows lie in one image,
-// so that what is computed per task covers just their rows. Returns the tasks' loop.
-Var parallel_rows(Func output, const ReductionStage& stage) {
-  constexpr int kTasks = 32;
+// so that what is computed per task covers just their rows. Returns the tasks' loop and the
+// rows' loop inside it.
+constexpr int kTasks = 32;
+struct TaskRows {
+  Var task, row;
+};
+TaskRows parallel_rows(Func output, const ReductionStage& stage) {
   const Halide::OutputImageParam out = output.output_buffer();
   const Halide::Expr height = out.dim(2).extent();
   const Halide::Expr rows = Halide::clamp(height * out.dim(3).extent() / kTasks, 1, height);
@@ -46,7 +50,7 @@ Var parallel_rows(Func output, const ReductionStage& stage) {
   output.split(stage.dims[2], task, row, rows, TailStrategy::ShiftInwards)
       .fuse(task, stage.dims[3], task)
       .parallel(task);
-  return task;
+  return {task, row};
 }
 
 // Guarded vectors of channels (dimension 0), one row of them per accumulator.
@@ -71,19 +75,24 @@ void schedule_channel_vectors(const ReductionStage& stage, int lanes) {
 }
 
 // Vectors along dimension 1 (positions) for a specialized output with fewer channels than a
-// vector's lanes: a tile of as many vectors times all the channels as `registers` hold, each an
-// independent accumulator, so that the reduction's chain of dependent multiply-adds (27 for a
-// 3x3 filter over 3 channels) runs interleaved across the tile instead of one latency at a time.
-// A short reduction is unrolled whole. A row splits into tiles of equal size; the last one may
-// overrun the output's edge, computed whole (reading padding) and discarded. Returns where the
-// zero-padded inputs go: per task of rows, so that they stay in the cache.
+// vector's lanes: a register tile of `vectors` vectors of positions x `rows` rows x all the
+// channels, each an independent accumulator, so that the reduction's chain of dependent
+// multiply-adds (27 for a 3x3 filter over 3 channels) runs interleaved across the tile instead of
+// one latency at a time, and so that the tile's rows share their loads: output rows y and y + 1
+// read input rows y + r, and a load of one serves both rows' taps (with a 3x3 filter, 2 rows
+// make 4 input rows' loads instead of 6). A short reduction is unrolled whole. A row splits into
+// tiles of equal size; the last one may overrun the output's edge, computed whole (reading
+// padding) and discarded; the rows of a task, into tiles of `rows`, the last one moved back.
+// Returns where the zero-padded inputs go: per task of rows, so that they stay in the cache.
 //
-// Measured (convgen bench, Intel Xeon with AVX-512, 2 threads, peak 270-310 GFLOP/s): the 3->1
-// edge layer's forward pass at 45-47 GFLOP/s (15-16% of peak: it is bound by reading its 3 MB
-// input), 4.4-4.9x oneDNN's best (27-36 with one vector per accumulator and the padded input
-// computed whole); its input gradient at 68, 2.4-2.8x.
-Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lanes,
-                                            int64_t registers) {
+// Measured on the Zen 5 EPYC (AVX-512, one kernel against another, warm, 1 and 2 threads): the
+// 3->1 edge layer's forward pass with 4 vectors x 2 rows in 0.78x the time of 16 vectors x 1
+// row (0.18 ms, 77 GFLOP/s on 1 thread, 165 on 2; it reads a 3 MB input once), its input
+// gradient with 2 x 2 x 3 channels in 0.90x the time of 8 x 1 x 3 (149 GFLOP/s on 1 thread, 272
+// on 2, 57-60% of peak; it writes a 3 MB output). Taller tiles spill: their accumulators and the
+// 27 taps do not fit in 32 registers.
+Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lanes, int vectors,
+                                            int rows) {
   constexpr int64_t kUnrolledSteps = 32;
   Func output = stage.output;
   Func acc = stage.accumulator;
@@ -91,8 +100,10 @@ Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lan
   const Var& ac = stage.acc_dims[0];
   const Var& ax = stage.acc_dims[1];
   const int64_t row_vectors = ceil_div(stage.extents[1], lanes);
-  const int64_t budget = std::max<int64_t>(registers / stage.extents[0], 1);
-  const int vectors = int(ceil_div(row_vectors, ceil_div(row_vectors, budget)));
+  vectors = int(ceil_div(row_vectors, ceil_div(row_vectors, vectors)));
+  const int64_t task_rows = std::clamp<int64_t>(stage.extents[2] * stage.extents[3] / kTasks, 1,
+                                                stage.extents[2]);
+  rows = int(std::min<int64_t>(rows, task_rows));
   Var xo("x_o"), xi("x_i"), xv("x_v");
   // The channels inside each vector's positions: their strided stores interleave densely.
   output.split(d[1], xo, xi, vectors * lanes, TailStrategy::GuardWithIf)
@@ -101,7 +112,11 @@ Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lan
       .vectorize(xv)
       .unroll(xi)
       .unroll(d[0]);
-  const Var task = parallel_rows(output, stage);
+  const TaskRows tasks = parallel_rows(output, stage);
+  Var ro("row_o"), ri("row_i");
+  output.split(tasks.row, ro, ri, rows, TailStrategy::ShiftInwards)
+      .reorder(xv, d[0], xi, ri, xo, ro)
+      .unroll(ri);
   // Stored along the vectors, so that each accumulator is one dense vector, kept in a register.
   acc.compute_at(output, xo)
       .bound_extent(ax, vectors * lanes)
@@ -111,6 +126,12 @@ Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lan
   Halide::Stage update = acc.update();
   update.split(ax, ao, ai, lanes).vectorize(ai).unroll(ao).unroll(ac);
   std::vector<VarOrRVar> order = {ai, ao, ac};
+  if (rows > 1) {
+    const Var& ay = stage.acc_dims[2];
+    acc.unroll(ay);
+    update.unroll(ay);
+    order.emplace_back(ay);
+  }
   int64_t steps = 1;
   for (int r = 0; r < stage.domain.dimensions(); r++) {
     order.emplace_back(stage.domain[r]);
@@ -121,7 +142,7 @@ Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lan
   if (steps <= kUnrolledSteps) {
     for (int r = 0; r < stage.domain.dimensions(); r++) update.unroll(stage.domain[r]);
   }
-  return Halide::LoopLevel(output, task);
+  return Halide::LoopLevel(output, tasks.task);
 }
 
 // Vectors along the reduction's innermost dimension: each output's sum is a vector of partial
@@ -445,10 +466,17 @@ Blocking blocking(const ReductionStage& stage, const KnobValues& knobs, int lane
   // restaged once, whole.
   int64_t blocks = ceil_div(width, b.block_x) * (height / b.block_y);
   for (size_t d = 3; d < stage.extents.size(); d++) blocks *= stage.extents[d];
-  b.restage_whole = knobs["restage"] ? knobs["restage"] == 1 : blocks > 2;
-  b.transpose_packs = knobs["restage"] == 3;
+  // The knobs are read only where they mean something (the tuner varies just those): restage
+  // where the vector operand is restaged (backprop_input's HWIO filter), pack_slices where there
+  // is one (a packed filter is read in place).
+  const bool restaged = vector_operand_restaged(stage);
+  if (restaged) {
+    b.restage_whole = knobs["restage"] ? knobs["restage"] == 1 : blocks > 2;
+    b.transpose_packs = knobs["restage"] == 3;
+  }
   // In place only where the operand is read in the order it is stored, or restaged whole.
-  b.pack_slices = knobs["pack_slices"] || (vector_operand_restaged(stage) && !b.restage_whole);
+  b.pack_slices = stage.vector_operand.func.defined() &&
+                  (knobs["pack_slices"] || (restaged && !b.restage_whole));
   return b;
 }
 
@@ -467,7 +495,6 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
   const bool narrow = staged.inner_extent > 0 && staged.inner_extent < lanes;
   if (narrow && planar) std::swap(storage[0], storage[1]);
   std::vector<VarOrRVar> order(storage.begin(), storage.end());
-  Var rows("rows");
   if (at) {
     f.compute_at(*at);
   } else {
@@ -491,13 +518,31 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
   } else {
     f.vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
   }
-  if (at) return;
-  f.fuse(storage[storage.size() - 2], storage.back(), rows);
-  if (staged.row_elements.defined()) {
-    const Halide::Expr task = Halide::max(Staged::kTaskElements / staged.row_elements, 1);
-    f.parallel(rows, task, TailStrategy::GuardWithIf);
-  } else {
-    f.parallel(rows);
+  Var row = storage[2];  // the loop over the rows of one image
+  if (!at) {
+    Var rows("rows"), tasks("row_tasks");
+    const Halide::Expr task =
+        staged.row_elements.defined()
+            ? Halide::max(Staged::kTaskElements / staged.row_elements, 1)
+            : Halide::Expr(1);
+    row = Var("row");
+    f.fuse(storage[storage.size() - 2], storage.back(), rows)
+        .split(rows, tasks, row, task, TailStrategy::GuardWithIf)
+        .parallel(tasks);
+  }
+  if (narrow && planar && staged.interleaved.defined()) {
+    // Each row of the input copied first, as it is, into a buffer of the kernel's own: from it,
+    // Halide lowers a strided load of lanes x 3 elements to three dense loads and two permutes,
+    // where from the input itself, which it may not read past, it loads 2 or 1 elements fewer
+    // and LLVM shuffles those lane by lane. With the edge layer's tiles of 2 rows (measured
+    // as in schedule_position_vectors), its forward pass ran in 0.8x the time.
+    Func copy = Func(staged.interleaved).in();
+    const std::vector<Var> args = copy.args();
+    Var flat("flat");
+    copy.compute_at(f, row)
+        .bound(args[0], 0, int(staged.inner_extent))
+        .fuse(args[0], args[1], flat)
+        .vectorize(flat, lanes, TailStrategy::GuardWithIf);
   }
 }
 
@@ -673,6 +718,15 @@ Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int 
   return cycles(best) * 20 <= cycles(preferred) * 19 ? best : preferred;
 }
 
+// The register tile of a specialized output with fewer channels than a vector's lanes
+// (schedule_position_vectors): vectors of positions x rows, the knobs' when set, else about 4
+// vectors of positions over all the channels, in 2 rows.
+Tile position_tile(const ReductionStage& stage, const KnobValues& knobs) {
+  const int channels = int(stage.extents[0]);
+  return {knobs["tile_vectors"] ? knobs["tile_vectors"] : int(ceil_div(4, channels)),
+          knobs["tile_pixels"] ? knobs["tile_pixels"] : 2};
+}
+
 // A filter gradient's partial sums over `parts` parts of the output rows (split_rows), as the
 // stage a register tile then schedules: its output holds the partial sums, whole, with the part
 // as its last dimension, so that the parts' blocks run in parallel like any others. The parts
@@ -736,10 +790,12 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
       {"tile_vectors", 0, 8, 0,
        "register tile of a specialized kernel: vectors of output channels (0 with tile_pixels "
        "0: the target's " + tile + ", unless a count of cycles per row favours another by 5%; "
-       "else " + std::to_string(isa.vectors) + ")"},
+       "else " + std::to_string(isa.vectors) + "); with fewer channels than a vector's lanes, "
+       "vectors of positions (0: 4 over all the channels)"},
       {"tile_pixels", 0, 8, 0,
        "register tile of a specialized kernel: output pixels, or filter in-channels (0: as "
-       "tile_vectors says; else " + std::to_string(isa.pixels) + ")"},
+       "tile_vectors says; else " + std::to_string(isa.pixels) + "); with fewer channels than a "
+       "vector's lanes, output rows (0: 2)"},
       {"vector_multiple", 1, 4, 1,
        "vector width as a multiple of the target's natural float vector (8 on AVX2, 16 on AVX-512)"},
       {"narrow_channels", 0, 1, 1,
@@ -824,7 +880,8 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
     restage = false;
     planar = true;
   } else if (stage.dims.size() > 1 && !narrow(1)) {
-    pad_at = schedule_position_vectors(stage, lanes, accumulators);
+    const Tile t = position_tile(stage, knobs);
+    pad_at = schedule_position_vectors(stage, lanes, t.vectors, t.pixels);
     planar = true;
   } else {
     schedule_channel_vectors(stage, lanes);  // everything is small: guarded vectors

@@ -23,6 +23,10 @@ struct Staged {
   // When `func` is a copy of an input in another order (a transposition): that input, which the
   // schedule then loads in its own order, in blocks of lanes x lanes transposed in registers.
   Halide::Func source;
+  // When `func` pads an input that stores its channels innermost (NHWC): that input. A schedule
+  // that deinterleaves a few channels into planes copies each of its rows first (see
+  // compute_staged()).
+  Halide::Func interleaved;
   static constexpr int kTaskElements = 16384;
 };
 

@@ -83,6 +83,7 @@ int KnobValues::operator[](const std::string& name) const {
   if (known == values_.end()) {
     throw std::logic_error("schedule reads undeclared knob " + name);
   }
+  read_.insert(name);
   return known->second;
 }
 
@@ -97,6 +98,7 @@ void write_knob_report(const std::string& path, const std::string& target,
                                {"meaning", knob.meaning}});
   }
   report["values"] = values.values();
+  report["read"] = values.read();
   std::ofstream file(path, std::ios::trunc);
   file << report.dump(1) << "\n";
   if (!file) throw std::runtime_error("knob_report: cannot write " + path);

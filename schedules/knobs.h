@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,14 +35,19 @@ class KnobValues {
 
   int operator[](const std::string& name) const;
   const std::map<std::string, int>& values() const { return values_; }
+  // The knobs read so far: those the schedule's path consults. The others change nothing in the
+  // kernel, so a tuner leaves them alone.
+  const std::set<std::string>& read() const { return read_; }
 
  private:
   std::map<std::string, int> values_;
+  mutable std::set<std::string> read_;
 };
 
-// Writes the knob space and the values in force as JSON to `path`, for the tuner and for review:
+// Writes the knob space, the values in force and the knobs the schedule read as JSON to `path`,
+// for the tuner and for review, once the schedule is done:
 //   {"target": "...", "knobs": [{"name", "min", "max", "default", "meaning"}...],
-//    "values": {"name": value, ...}}
+//    "values": {"name": value, ...}, "read": ["name", ...]}
 void write_knob_report(const std::string& path, const std::string& target,
                        const std::vector<Knob>& space, const KnobValues& values);
 

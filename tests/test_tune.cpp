@@ -76,7 +76,7 @@ constexpr const char* kOffPathLayers = R"({"layers": [
      "padding": "SAME", "ops": ["conv2d_backprop_input"]},
     {"name": "s2_rows", "N": 1, "H": 10, "W": 13, "C": 32, "K": 48, "R": 3, "S": 3,
      "stride": 2, "padding": "SAME", "ops": ["conv2d_backprop_input"]},
-    {"name": "wide_rgb", "N": 2, "H": 5, "W": 150, "C": 3, "K": 2, "R": 3, "S": 3,
+    {"name": "wide_rgb", "N": 2, "H": 50, "W": 150, "C": 3, "K": 2, "R": 3, "S": 3,
      "padding": "SAME", "ops": ["conv2d", "conv2d_backprop_input"]}]})";
 
 std::vector<std::pair<std::map<std::string, int>, std::string>> off_path_seeds() {
@@ -195,7 +195,7 @@ TEST_CASE("tune: knob schedules off the default paths match the reference", "[cl
   // backprop_input with stride 2 tiles positions of one phase, across blocks of rows in phases
   // where the height is even (s2_rows) and of single rows where it is odd (s2_dil). Narrow
   // channels (wide_rgb) take tiles of vectors along the positions, one or two to a row, the
-  // last past the edge.
+  // last past the edge, and of 2 or 3 rows in tasks of 3, the last moved back.
   check_seeded_candidates(kOffPathLayers, 8, off_path_seeds(),
                           {"odd_3x3 conv2d_backprop_input", "s2_dil conv2d",
                            "k24 conv2d_backprop_input", "s2_rows conv2d_backprop_input",
@@ -233,6 +233,27 @@ TEST_CASE("tune: kernels for packed filters are searched and checked", "[cli][tu
                            "s2_dil conv2d_backprop_input", "k24 conv2d_backprop_input",
                            "s2_rows conv2d_backprop_input"},
                           FilterLayout::blocked);
+}
+
+TEST_CASE("tune: the search varies only the knobs the schedule reads", "[cli][tune]") {
+  // A 3->1 filter's forward pass runs tiles of vectors along the positions, which read none of
+  // the knobs of a register tile's blocks, chunks, restaging and packing: no candidate sets one.
+  const TempDir dir;
+  write_bytes(dir / "layers.json", R"({"layers": [
+    {"name": "edge", "N": 1, "H": 40, "W": 40, "C": 3, "K": 1, "R": 3, "S": 3,
+     "padding": "SAME", "ops": ["conv2d"]}]})");
+  const CommandResult r =
+      run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", dir / "db.json",
+                                "--trials", "10", "--threads", "2", "--no-autoschedulers",
+                                "--target", "host"});
+  const std::string log = r.out + r.err;
+  INFO(log);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(log, Catch::Contains("edge conv2d: trial 10/10"));
+  for (const char* knob : {"block_channel_tiles=", "block_tiles=", "block_rows=",
+                           "reduction_chunk=", "restage=", "pack_slices=", "split_parts="}) {
+    CHECK_THAT(log, !Catch::Contains(knob));
+  }
 }
 
 TEST_CASE("tune refuses bad options", "[cli][tune]") {
