@@ -42,10 +42,18 @@ constexpr int kTasks = 32;
 struct TaskRows {
   Var task, row;
 };
+
+// The rows of one of parallel_rows()'s tasks, for `batch` images of `height` rows: run-time
+// extents (Halide::Expr) or a specialized kernel's (int64_t).
+template <typename T>
+T task_rows(const T& height, const T& batch) {
+  using std::max, std::min;
+  return min(max(T(height * batch / kTasks), T(1)), height);
+}
+
 TaskRows parallel_rows(Func output, const ReductionStage& stage) {
   const Halide::OutputImageParam out = output.output_buffer();
-  const Halide::Expr height = out.dim(2).extent();
-  const Halide::Expr rows = Halide::clamp(height * out.dim(3).extent() / kTasks, 1, height);
+  const Halide::Expr rows = task_rows(out.dim(2).extent(), out.dim(3).extent());
   Var task("task"), row("row");
   output.split(stage.dims[2], task, row, rows, TailStrategy::ShiftInwards)
       .fuse(task, stage.dims[3], task)
@@ -101,9 +109,7 @@ Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lan
   const Var& ax = stage.acc_dims[1];
   const int64_t row_vectors = ceil_div(stage.extents[1], lanes);
   vectors = int(ceil_div(row_vectors, ceil_div(row_vectors, vectors)));
-  const int64_t task_rows = std::clamp<int64_t>(stage.extents[2] * stage.extents[3] / kTasks, 1,
-                                                stage.extents[2]);
-  rows = int(std::min<int64_t>(rows, task_rows));
+  rows = int(std::min<int64_t>(rows, task_rows(stage.extents[2], stage.extents[3])));
   Var xo("x_o"), xi("x_i"), xv("x_v");
   // The channels inside each vector's positions: their strided stores interleave densely.
   output.split(d[1], xo, xi, vectors * lanes, TailStrategy::GuardWithIf)
