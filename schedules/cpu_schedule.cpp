@@ -124,7 +124,9 @@ Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lan
       .reorder(xv, d[0], xi, ri, xo, ro)
       .unroll(ri);
   // Stored along the vectors, so that each accumulator is one dense vector, kept in a register.
-  acc.compute_at(output, xo).bound_extent(ax, vectors * lanes).reorder_storage(ax, ac);
+  acc.compute_at(output, xo)
+      .bound_extent(ax, vectors * lanes)
+      .reorder_storage(ax, ac);
   Var ao("acc_o"), ai("acc_i");
   acc.split(ax, ao, ai, lanes).vectorize(ai).unroll(ao).unroll(ac);
   Halide::Stage update = acc.update();
@@ -216,9 +218,9 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t re
     acc.compute_root();
   }
   // The accumulators: every output of the unit, times the parts, unrolled.
-  const std::vector<Var> unrolled(
-      stage.acc_dims.begin(),
-      whole ? stage.acc_dims.end() : stage.acc_dims.begin() + (tiled ? 2 : 1));
+  const std::vector<Var> unrolled(stage.acc_dims.begin(),
+                                  whole ? stage.acc_dims.end()
+                                        : stage.acc_dims.begin() + (tiled ? 2 : 1));
   for (const Var& v : unrolled) acc.unroll(v);
   Func partial = sums.update().rfactor({{inner, lane}, {outer, part}});
   Var sum_lane("sum_lane");
@@ -295,8 +297,8 @@ struct Blocking {
   int channel_tiles;     // register tiles along dimension 0 per block, their packed slices one
   int phase_x, phase_y;  // a register tile's positions are phase_x apart, of one phase; its rows
                          // run in phase_y phases (1: dense)
-  int chunk_dims;        // when the chunk is all of the innermost reduction dimension: how many
-                         // of the next ones it spans as well
+  int chunk_dims;      // when the chunk is all of the innermost reduction dimension: how many
+                       // of the next ones it spans as well
   bool restage_whole;    // restage inputs whole (Staged), rather than as each chunk's packed slice
   bool transpose_packs;  // pack a restaged input's slices by in-register transposes, not gathers
   bool pack_slices;      // copy each chunk's slice of the vector operand into a dense buffer
@@ -321,11 +323,11 @@ struct Blocking {
 // 74-132 (36-65%), 0.62-1.51x. On AMD EPYC (Zen 5, AVX-512, 2 threads, peak 463 GFLOP/s) with
 // the AVX-512 entries tuned there, oneDNN's threads bound while it runs: the 3x3 layers at 239-355
 // GFLOP/s (53-79% of a peak of 449), 0.63-1.18x; the 1x1 layers at 212-399 (47-89%), 0.72-1.09x
-// (1 thread: 59-85% and 67-90% of peak; res3's forward pass in a loop of calls, 97%). In a register
-// tile over a 128-step chunk in the L1 cache, 2 x 7, 4 x 5, 4 x 6, 3 x 8 and 2 x 12 all run at the
-// peak (231-235 GFLOP/s on one thread), 4 x 4 at 177, 1 x 7 at 183, 8 x 3 at 196. Blocks of several
-// channel tiles (block_channel_tiles) won 6 of the 33 AVX2 entries: res5's forward pass 47 -> 57-70
-// GFLOP/s with 7.
+// (1 thread: 59-85% and 67-90% of peak; res3's forward pass in a loop of calls, 97%). In a register tile over
+// a 128-step chunk in the L1 cache, 2 x 7, 4 x 5, 4 x 6, 3 x 8 and 2 x 12 all run at the peak
+// (231-235 GFLOP/s on one thread), 4 x 4 at 177, 1 x 7 at 183, 8 x 3 at 196.
+// Blocks of several channel tiles (block_channel_tiles) won 6 of the 33 AVX2 entries: res5's
+// forward pass 47 -> 57-70 GFLOP/s with 7.
 void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocking& b) {
   Func output = stage.output;
   Func acc = stage.accumulator;
@@ -423,7 +425,8 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
     } else {
       slice.compute_at(acc, stage.domain[outer]);
     }
-    slice.reorder_storage(storage).reorder(std::vector<VarOrRVar>(storage.begin(), storage.end()));
+    slice.reorder_storage(storage)
+        .reorder(std::vector<VarOrRVar>(storage.begin(), storage.end()));
     const bool restaged = vector_operand_restaged(stage);
     if (b.transpose_packs && restaged) {
       transpose_blocks(slice, stage.vector_operand.func, storage, lanes);
@@ -524,9 +527,10 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
   Var row = storage[2];  // the loop over the rows of one image
   if (!at) {
     Var rows("rows"), tasks("row_tasks");
-    const Halide::Expr task = staged.row_elements.defined()
-                                  ? Halide::max(Staged::kTaskElements / staged.row_elements, 1)
-                                  : Halide::Expr(1);
+    const Halide::Expr task =
+        staged.row_elements.defined()
+            ? Halide::max(Staged::kTaskElements / staged.row_elements, 1)
+            : Halide::Expr(1);
     row = Var("row");
     f.fuse(storage[storage.size() - 2], storage.back(), rows)
         .split(rows, tasks, row, task, TailStrategy::GuardWithIf)
@@ -568,8 +572,8 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
 // res2 2.3 -> 1.7-1.8 and res4 2.2 -> 1.3-1.6 (they ran on one thread); res3_s2's input
 // gradient, one kernel against the other: 1.18x faster on 1 thread, 1.12x on 2; res4's and
 // res5's forward passes and res5's input gradient unchanged (0.93-1.05x).
-void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int vectors, int pixels,
-                                    bool spread_tiles) {
+void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int vectors,
+                                    int pixels, bool spread_tiles) {
   Func output = stage.output;
   Func acc = stage.accumulator;
   const Var& c = stage.dims[0];
@@ -634,36 +638,43 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     }
     copy.func.bound_storage(copy.storage[0], padded);
   }
-  // Each branch's tiles: blocks of channels x positions, over each task's rows; or, spread, each
-  // block of each task's rows a task of its own.
-  auto tiles = [&](Halide::Stage s, const Halide::Expr& width) {
-    s.reorder(ci, xi, xo, tasks.row, co, tasks.task);
+  // A branch's tiles of `width` positions, each block of channels of a task's rows (and, spread,
+  // each half of its positions) a task of its own.
+  auto tasks_of = [&](Halide::Stage s, const Halide::Expr& width) {
     if (spread_tiles) {
       Var half("x_half");
       const Halide::Expr blocks = (out.dim(1).extent() + width - 1) / width;
       s.split(xo, half, xo, (blocks + 1) / 2, TailStrategy::GuardWithIf)
           .reorder(ci, xi, xo, tasks.row, half, co, tasks.task)
           .fuse(half, co, co);
+    } else {
+      s.reorder(ci, xi, xo, tasks.row, co, tasks.task);
     }
     s.fuse(co, tasks.task, tasks.task).parallel(tasks.task);
     return s;
   };
   for (const auto& [v, p] : rungs) {
-    Halide::Stage rung = output.specialize(whole(v, p))
-                             .split(c, co, ci, v * lanes, TailStrategy::ShiftInwards)
-                             .split(x, xo, xi, p, TailStrategy::ShiftInwards);
-    tiles(rung, p).split(ci, ci, cv, lanes).vectorize(cv);
+    tasks_of(output.specialize(whole(v, p))
+                 .split(c, co, ci, v * lanes, TailStrategy::ShiftInwards)
+                 .split(x, xo, xi, p, TailStrategy::ShiftInwards),
+             p)
+        .split(ci, ci, cv, lanes)
+        .vectorize(cv);
     acc.specialize(whole(v, p)).split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax);
   }
-  Halide::Stage narrow_rows = output.specialize(narrow)
-                                  .split(c, co, ci, 1)
-                                  .split(x, xo, xi, lanes, TailStrategy::ShiftInwards);
-  tiles(narrow_rows, lanes).vectorize(xi);
+  tasks_of(output.specialize(narrow)
+               .split(c, co, ci, 1)
+               .split(x, xo, xi, lanes, TailStrategy::ShiftInwards),
+           lanes)
+      .vectorize(xi);
   acc.specialize(narrow).vectorize(ax, lanes);
-  // Outputs smaller than one tile: guarded vectors of channels.
-  Halide::Stage small =
-      output.split(c, co, ci, lanes, TailStrategy::GuardWithIf).split(x, xo, xi, 1);
-  small.reorder(ci, xi, xo, co).vectorize(ci);
+  // Outputs smaller than one tile: guarded vectors of channels, a task's rows one task (their
+  // guarded channel blocks as tasks would leave the accumulator's vectors without constant
+  // bounds).
+  output.split(c, co, ci, lanes, TailStrategy::GuardWithIf)
+      .split(x, xo, xi, 1)
+      .reorder(ci, xi, xo, co)
+      .vectorize(ci);
   acc.compute_at(output, xo);
   acc.vectorize(ac, lanes, TailStrategy::GuardWithIf);
 }
@@ -809,22 +820,15 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
   return {
       {"tile_vectors", 0, 8, 0,
        "register tile of a specialized kernel: vectors of output channels (0 with tile_pixels "
-       "0: the target's " +
-           tile +
-           ", unless a count of cycles per row favours another by 5%; "
-           "else " +
-           std::to_string(isa.vectors) +
-           "); with fewer channels than a vector's lanes, "
-           "vectors of positions (0: 4 over all the channels)"},
+       "0: the target's " + tile + ", unless a count of cycles per row favours another by 5%; "
+       "else " + std::to_string(isa.vectors) + "); with fewer channels than a vector's lanes, "
+       "vectors of positions (0: 4 over all the channels)"},
       {"tile_pixels", 0, 8, 0,
        "register tile of a specialized kernel: output pixels, or filter in-channels (0: as "
-       "tile_vectors says; else " +
-           std::to_string(isa.pixels) +
-           "); with fewer channels than a "
-           "vector's lanes, output rows (0: 2)"},
+       "tile_vectors says; else " + std::to_string(isa.pixels) + "); with fewer channels than a "
+       "vector's lanes, output rows (0: 2)"},
       {"vector_multiple", 1, 4, 1,
-       "vector width as a multiple of the target's natural float vector (8 on AVX2, 16 on "
-       "AVX-512)"},
+       "vector width as a multiple of the target's natural float vector (8 on AVX2, 16 on AVX-512)"},
       {"narrow_channels", 0, 1, 1,
        "when a specialized kernel's channels are fewer than a vector's lanes: 0 = guarded channel "
        "vectors, 1 = vectors along the reduction or else tiles of vectors along the positions"},
@@ -861,7 +865,9 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
 void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide::Target& target,
                   const KnobValues& knobs) {
   const int lanes = target.natural_vector_size<float>() * knobs["vector_multiple"];
-  auto narrow = [&](size_t d) { return d < stage.extents.size() && stage.extents[d] < lanes; };
+  auto narrow = [&](size_t d) {
+    return d < stage.extents.size() && stage.extents[d] < lanes;
+  };
   // A specialized kernel's register tile, its channel vectors dividing the channels exactly; a
   // generic kernel's ladder starts from the knobs' tile.
   const Tile knobbed = knob_tile(knobs, target);
@@ -870,8 +876,8 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
     tile = specialized_tile(stage, knobs, lanes, target);
   }
   const int vectors = tile.vectors;
-  const bool reduction_lanes =
-      constant_extent(stage.domain, 0) >= lanes && constant_extent(stage.domain, 0) % lanes == 0;
+  const bool reduction_lanes = constant_extent(stage.domain, 0) >= lanes &&
+                               constant_extent(stage.domain, 0) % lanes == 0;
   const bool guarded_channels = !narrow(0) || knobs["narrow_channels"] == 0;
   // Zero-padded inputs are computed ahead of the reduction with their border (whole, or per task
   // of rows: pad_at) unless the reduction reads them one element at a time (channel vectors):
@@ -879,15 +885,14 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
   bool stage_padded = true;
   bool planar = false;  // vectors load the padded inputs along their dimension 1
   std::optional<Halide::LoopLevel> pad_at;  // where they go when not whole
-  bool restage = true;                      // the staged inputs
+  bool restage = true;  // the staged inputs
   bool restage_whole = true;
   // Vectors along the reduction read its operands in their stored order: no restaging. Only
   // whole vectors: a remainder would be a scalar loop. All registers but 4 hold accumulators.
   const int64_t accumulators = vector_registers(target) - 4;
   // A specialized filter gradient's tile may run over partial sums of parts of the rows.
   const bool split = vectors > 0 && kind == ReductionKind::pixels && knobs["split_parts"] > 1;
-  const ReductionStage tiled =
-      split ? split_partial_sums(stage, knobs["split_parts"], lanes) : stage;
+  const ReductionStage tiled = split ? split_partial_sums(stage, knobs["split_parts"], lanes) : stage;
   if (vectors > 0 && knobs["reduction_vectors"] && reduction_lanes) {
     // A tile of channels x positions, each sum a vector along the reduction.
     schedule_reduction_lanes(tiled, lanes, accumulators, tile.pixels);
