@@ -446,8 +446,8 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // where they would share a few of the L1 cache's sets: then each chunk's slice is packed. A sum
 // over pixels packs its slices (of the output gradient). On the Zen 5 EPYC (AVX-512, 2 threads,
 // convgen bench), 19 layers without tuned entries (the 11 of bench/layers.json and 8 others),
-// best peer / convgen, geomean: forward passes 0.91 -> 1.00, input gradients 0.99 -> 1.08, against
-// 64-step chunks with packed slices. The tuner's winners of four of those layers all chose chunks
+// best peer / convgen, geomean over two runs: forward passes 0.91 -> 0.95-1.00, input gradients
+// 0.99 -> 1.02-1.08, against 64-step chunks with packed slices. The tuner's winners of four of those layers all chose chunks
 // of 764-2170 steps, read in place (1.16-1.34x their old defaults).
 Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobValues& knobs,
                   int lanes, int vectors, int pixels) {
