@@ -323,11 +323,11 @@ struct Blocking {
 // 74-132 (36-65%), 0.62-1.51x. On AMD EPYC (Zen 5, AVX-512, 2 threads, peak 463 GFLOP/s) with
 // the AVX-512 entries tuned there, oneDNN's threads bound while it runs: the 3x3 layers at 239-355
 // GFLOP/s (53-79% of a peak of 449), 0.63-1.18x; the 1x1 layers at 212-399 (47-89%), 0.72-1.09x
-// (1 thread: 59-85% and 67-90% of peak; res3's forward pass in a loop of calls, 97%). In a register tile over
-// a 128-step chunk in the L1 cache, 2 x 7, 4 x 5, 4 x 6, 3 x 8 and 2 x 12 all run at the peak
-// (231-235 GFLOP/s on one thread), 4 x 4 at 177, 1 x 7 at 183, 8 x 3 at 196.
-// Blocks of several channel tiles (block_channel_tiles) won 6 of the 33 AVX2 entries: res5's
-// forward pass 47 -> 57-70 GFLOP/s with 7.
+// (1 thread: 59-85% and 67-90% of peak; res3's forward pass in a loop of calls, 97%). In a register
+// tile over a 128-step chunk in the L1 cache, 2 x 7, 4 x 5, 4 x 6, 3 x 8 and 2 x 12 all run at the
+// peak (231-235 GFLOP/s on one thread), 4 x 4 at 177, 1 x 7 at 183, 8 x 3 at 196. Blocks of several
+// channel tiles (block_channel_tiles) won 6 of the 33 AVX2 entries: res5's forward pass 47 -> 57-70
+// GFLOP/s with 7.
 void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocking& b) {
   Func output = stage.output;
   Func acc = stage.accumulator;
@@ -447,8 +447,8 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // over pixels packs its slices (of the output gradient). On the Zen 5 EPYC (AVX-512, 2 threads,
 // convgen bench), 19 layers without tuned entries (the 11 of bench/layers.json and 8 others),
 // best peer / convgen, geomean over two runs: forward passes 0.91 -> 0.95-1.00, input gradients
-// 0.99 -> 1.02-1.08, against 64-step chunks with packed slices. The tuner's winners of four of those layers all chose chunks
-// of 764-2170 steps, read in place (1.16-1.34x their old defaults).
+// 0.99 -> 1.02-1.08, against 64-step chunks with packed slices. The tuner's winners of four of
+// those layers all chose chunks of 764-2170 steps, read in place (1.16-1.34x their old defaults).
 Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobValues& knobs,
                   int lanes, int vectors, int pixels) {
   Blocking b{vectors, pixels, 0, 0, 0, 1, 1, 1, 0, true, false, true};
@@ -492,11 +492,12 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
   }
   // In place only where the operand is read in the order it is stored, or restaged whole.
   constexpr int64_t kSetAliasing = 512;  // floats: 2 KiB
-  const bool pack_by_default =
-      kind == ReductionKind::pixels || stage.extents[0] % kSetAliasing == 0;
-  const int pack = stage.vector_operand.func.defined() ? knobs["pack_slices"] : 0;
-  b.pack_slices = (pack == 2 ? pack_by_default : pack == 1) ||
-                  (stage.vector_operand.func.defined() && restaged && !b.restage_whole);
+  const bool operand = stage.vector_operand.func.defined();
+  const int pack = operand ? knobs["pack_slices"] : 0;
+  const bool packed_by_knob =
+      pack == 2 ? kind == ReductionKind::pixels || stage.extents[0] % kSetAliasing == 0
+                : pack == 1;
+  b.pack_slices = operand && (packed_by_knob || (restaged && !b.restage_whole));
   return b;
 }
 
@@ -842,7 +843,8 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
        "tile_vectors says; else " + std::to_string(isa.pixels) + "); with fewer channels than a "
        "vector's lanes, output rows (0: 2)"},
       {"vector_multiple", 1, 4, 1,
-       "vector width as a multiple of the target's natural float vector (8 on AVX2, 16 on AVX-512)"},
+       "vector width as a multiple of the target's natural float vector (8 on AVX2, 16 on "
+       "AVX-512)"},
       {"narrow_channels", 0, 1, 1,
        "when a specialized kernel's channels are fewer than a vector's lanes: 0 = guarded channel "
        "vectors, 1 = vectors along the reduction or else tiles of vectors along the positions"},
@@ -908,7 +910,8 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
   const int64_t accumulators = vector_registers(target) - 4;
   // A specialized filter gradient's tile may run over partial sums of parts of the rows.
   const bool split = vectors > 0 && kind == ReductionKind::pixels && knobs["split_parts"] > 1;
-  const ReductionStage tiled = split ? split_partial_sums(stage, knobs["split_parts"], lanes) : stage;
+  const ReductionStage tiled =
+      split ? split_partial_sums(stage, knobs["split_parts"], lanes) : stage;
   if (vectors > 0 && knobs["reduction_vectors"] && reduction_lanes) {
     // A tile of channels x positions, each sum a vector along the reduction.
     schedule_reduction_lanes(tiled, lanes, accumulators, tile.pixels);
