@@ -144,8 +144,16 @@ TEST_CASE("thread pool: every task of a loop runs once, on several threads", "[u
     REQUIRE(run_loop(record, 5, size) == 0);
     for (int i = 0; i < 5; i++) CHECK(record.runs[size_t(i)] == 0);
     for (int i = 5; i < size + 5; i++) CHECK(record.runs[size_t(i)] == 1);
-    if (size == 64) CHECK(record.threads.size() > 1);
   }
+  // The workers join a loop of 64 tasks of 200 µs, unless other processes hold the CPUs for all
+  // of it: in one of up to 10 loops.
+  bool shared = false;
+  for (int loop = 0; loop < 10 && !shared; loop++) {
+    Record record(64);
+    REQUIRE(run_loop(record, 0, 64) == 0);
+    shared = record.threads.size() > 1;
+  }
+  CHECK(shared);
   // Loop after loop: a worker that spins, one that went to sleep, and one that is woken.
   for (int pause_ms : {0, 5, 0}) {
     std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
