@@ -114,25 +114,23 @@ int record_claim(void* /*user_context*/, int index, uint8_t* closure) {
   return 0;
 }
 
-// Whether each thread ran the tasks it took of its own half, [own_begin, own_begin + half), before
-// any of the other half: the caller owns the first half, a worker the second.
+// Whether each thread ran the tasks it took of its own half before any of the other half: the
+// caller owns the first half, a worker the second. Per thread (0: the caller, 1: the worker), the
+// last start of a task of its own half and the first of the other's.
 bool own_half_first(const Claims& claims) {
-  const int half = int(claims.owners.size()) / 2;
-  const std::thread::id caller = std::this_thread::get_id();
-  for (const bool of_caller : {true, false}) {
-    const int own_begin = of_caller ? 0 : half;
-    int last_own = -1;
-    int first_other = int(claims.owners.size());
-    for (int i = 0; i < 2 * half; i++) {
-      if ((claims.owners[size_t(i)] == caller) != of_caller) continue;
-      const bool own = i >= own_begin && i < own_begin + half;
-      const int order = claims.order[size_t(i)];
-      if (own) last_own = std::max(last_own, order);
-      if (!own) first_other = std::min(first_other, order);
+  const int tasks = int(claims.owners.size());
+  int last_own[2] = {-1, -1};
+  int first_other[2] = {tasks, tasks};
+  for (int i = 0; i < tasks; i++) {
+    const int thread = claims.owners[size_t(i)] == std::this_thread::get_id() ? 0 : 1;
+    const int order = claims.order[size_t(i)];
+    if ((i >= tasks / 2) == (thread == 1)) {
+      last_own[thread] = std::max(last_own[thread], order);
+    } else {
+      first_other[thread] = std::min(first_other[thread], order);
     }
-    if (last_own > first_other) return false;
   }
-  return true;
+  return last_own[0] < first_other[0] && last_own[1] < first_other[1];
 }
 
 }  // namespace
