@@ -712,6 +712,16 @@ Tile target_tile(const Halide::Target& target) {
   return vector_registers(target) == 32 ? Tile{4, 5} : Tile{2, 6};
 }
 
+// What a vector load of a register tile's filter (or output gradient) costs in the model of
+// specialized_tile(), in multiply-adds. On AVX-512, 3.5: the fit to the tiles measured on the
+// Zen 5 EPYC (yolo_s2's forward pass, rows of 52, 2 threads, in GFLOP/s: 4 x 6 375, 2 x 8 364,
+// 4 x 5 359, 2 x 7 357, 4 x 4 300, 8 x 3 273, 2 x 4 255), where tiles that load a vector per 4
+// multiply-adds or more ran 20-35% below the others, though loads never outnumber multiply-adds.
+// Elsewhere 1, the count the AVX2 measurements below were made with.
+double vector_load_cost(const Halide::Target& target) {
+  return target.arch == Halide::Target::X86 && vector_registers(target) == 32 ? 3.5 : 1.0;
+}
+
 // The knobs' tile, a knob at 0 taking the target's value.
 Tile knob_tile(const KnobValues& knobs, const Halide::Target& target) {
   const Tile isa = target_tile(target);
@@ -724,13 +734,19 @@ Tile knob_tile(const KnobValues& knobs, const Halide::Target& target) {
 // tile, unless another of at most as many accumulators takes at least 5% fewer cycles per row of
 // positions (of one phase of a stride's grid): tiles overrun a row whose width they do not divide
 // (res5's 7 positions take two 6-position tiles, res3's 28 take five). The count takes, per
-// reduction step, the larger of the tile's multiply-adds, its loads (a vector per channel vector,
-// a broadcast per position) and the 8 in flight that hide the multiply-add's latency on 2 pipes;
+// reduction step, the largest of the tile's multiply-adds, its loads (a vector per channel vector,
+// at vector_load_cost(), and a broadcast per position) and the 8 in flight that hide the
+// multiply-add's latency on 2 pipes;
 // between tiles that tie, the fewest positions past the row's end, then the most positions.
 // Measured on the EPYC (AVX2, side by side): res5's forward pass (2 threads) with 1 x 7 tiles in
 // 0.80x the time of 2 x 5, its input gradient 0.91x; res4's forward pass at 117 GFLOP/s with 4 x 2
 // against 87 with 1 x 7; the forward passes and input gradients of res2's and res3's 3x3 layers
 // and deeplab's (rows of 56 and 28) with 2 x 4 in 0.77-0.97x the time of 2 x 6 (1 and 2 threads).
+// On the Zen 5 EPYC (AVX-512, 2 threads, convgen bench, no database entries), where the vector
+// loads' cost took yolo_s2's tiles from 2 x 4 to 4 x 5: its forward pass 1.585 -> 1.33-1.40 ms
+// (0.63 -> 0.86x oneDNN), its input gradient 1.04-1.15x oneDNN; in the tuner's side-by-side
+// timing, the input gradients of mobile_1x1 (2 x 5 -> 2 x 8) 1.00-1.07x and odd_3x3 (3 x 5 ->
+// 2 x 8) 1.04-1.12x faster. No other tile of the 19 layers of both configs changed.
 Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int lanes,
                       const Halide::Target& target) {
   const Tile isa = target_tile(target);
@@ -748,9 +764,10 @@ Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int 
   const Tile preferred{dividing(isa.vectors), isa.pixels};
   if (preferred.vectors == 0) return preferred;
   const int64_t row = ceil_div(stage.extents[1], stage.period.empty() ? 1 : stage.period[1]);
+  const double load = vector_load_cost(target);
   auto cycles = [&](const Tile& t) {
-    const int64_t step = std::max<int64_t>({t.vectors * t.pixels, t.vectors + t.pixels, 8});
-    return double(ceil_div(row, t.pixels) * step) / t.vectors;
+    const double step = std::max({double(t.vectors * t.pixels), load * t.vectors + t.pixels, 8.0});
+    return double(ceil_div(row, t.pixels)) * step / t.vectors;
   };
   auto cost = [&](const Tile& t) { return std::make_pair(cycles(t), ceil_to(row, t.pixels)); };
   Tile best = preferred;
