@@ -551,12 +551,14 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
         .split(rows, tasks, row, task, TailStrategy::GuardWithIf)
         .parallel(tasks);
   }
-  if (narrow && planar && staged.interleaved.defined()) {
+  if (narrow && planar && staged.interleaved.defined() && staged.inner_extent > 1) {
     // Each row of the input copied first, as it is, into a buffer of the kernel's own: from it,
     // Halide lowers a strided load of lanes x 3 elements to three dense loads and two permutes,
     // where from the input itself, which it may not read past, it loads 2 or 1 elements fewer
     // and LLVM shuffles those lane by lane. With the edge layer's tiles of 2 rows (measured
-    // as in schedule_position_vectors), its forward pass ran in 0.8x the time.
+    // as in schedule_position_vectors), its forward pass ran in 0.8x the time. One channel has
+    // nothing to deinterleave: its rows are read in place (the edge layer's input gradient, its
+    // tuned knobs, the tuner's timing on 2 threads, 3 rounds: 188-212 -> 201-234 GFLOP/s).
     Func copy = Func(staged.interleaved).in();
     const std::vector<Var> args = copy.args();
     Var flat("flat");
