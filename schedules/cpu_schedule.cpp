@@ -696,11 +696,15 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   acc.vectorize(ac, lanes, TailStrategy::GuardWithIf);
 }
 
+// Whether the target has AVX-512.
+bool avx512(const Halide::Target& target) {
+  return target.has_feature(Halide::Target::AVX512) ||
+         target.has_feature(Halide::Target::AVX512_Skylake);
+}
+
 // The target's vector registers.
 int vector_registers(const Halide::Target& target) {
-  const bool avx512 = target.has_feature(Halide::Target::AVX512) ||
-                      target.has_feature(Halide::Target::AVX512_Skylake);
-  return avx512 || target.arch == Halide::Target::ARM ? 32 : 16;
+  return avx512(target) || target.arch == Halide::Target::ARM ? 32 : 16;
 }
 
 // A register tile: vectors of channels (dimension 0) x positions (dimension 1).
@@ -721,7 +725,7 @@ Tile target_tile(const Halide::Target& target) {
 // multiply-adds or more ran 20-35% below the others, though loads never outnumber multiply-adds.
 // Elsewhere 1, the count the AVX2 measurements below were made with.
 double vector_load_cost(const Halide::Target& target) {
-  return target.arch == Halide::Target::X86 && vector_registers(target) == 32 ? 3.5 : 1.0;
+  return avx512(target) ? 3.5 : 1.0;
 }
 
 // The knobs' tile, a knob at 0 taking the target's value.
