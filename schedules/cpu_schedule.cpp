@@ -32,6 +32,16 @@ int64_t largest_divisor(int64_t extent, int64_t limit) {
   return 1;
 }
 
+// The divisor of `extent` nearest to `target` in ratio: the largest divisor up to it, unless the
+// smallest one above it is nearer (13 rows for a target of 7 in an image 13 rows high, not 1).
+int64_t nearest_divisor(int64_t extent, int64_t target) {
+  if (target >= extent) return extent;
+  const int64_t below = largest_divisor(extent, target);
+  int64_t above = std::max<int64_t>(target, 1);
+  while (extent % above != 0) above++;
+  return above * below < target * target ? above : below;
+}
+
 // Parallel over the outermost two dimensions of a 4-d output (height and batch, or the filter's
 // rows and columns), which are independent units of work, in at most kTasks tasks of whole rows:
 // the thread pool hands out one task at a time under a lock, which a narrow output's rows (the
@@ -460,12 +470,6 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
   const int64_t span = int64_t(b.pixels) * b.phase_x;  // a tile's positions, over its phases
   const int64_t tiles = knobs["block_tiles"] ? knobs["block_tiles"] : ceil_div(width, span);
   b.block_x = int(std::min(ceil_to(width, span), tiles * span));
-  const int64_t rows = knobs["block_rows"] ? knobs["block_rows"] : ceil_div(96, b.block_x);
-  b.block_y = int(largest_divisor(height, rows));
-  if (!stage.period.empty() && height % stage.period[2] == 0) {  // blocks of whole phases
-    b.phase_y = int(stage.period[2]);
-    b.block_y = int(largest_divisor(height / b.phase_y, ceil_div(rows, b.phase_y)) * b.phase_y);
-  }
   const int64_t limit = knobs["reduction_chunk"]       ? knobs["reduction_chunk"]
                         : kind == ReductionKind::taps ? 1024
                                                       : 64;
@@ -476,6 +480,26 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
     if (steps * constant_extent(stage.domain, r) > limit) break;
     steps *= constant_extent(stage.domain, r);
     b.chunk_dims++;
+  }
+  // Rows: the largest divisor of the height up to the knob's. By default, up to enough rows for
+  // 96 positions; or, for a sum over taps in chunks, the divisor nearest to that: each block
+  // reads the whole filter, a chunk's slice at a time shared by its tiles, and blocks of one row
+  // (all that a height of 13 has up to 7) would stream a filter too large for the L2 cache once
+  // per row. On the Zen 5 EPYC (2 threads, the tuner's side-by-side timing, GFLOP/s), alex_conv4
+  // (13 x 13, 384 -> 384 channels, a 5.3 MB filter) with its 13 rows as one block against 13
+  // blocks: forward pass 318-328 against 279-330, input gradient 315-319 against 237-245. A
+  // chunk of the whole reduction shares no slice between tiles, and more blocks are more
+  // parallel tasks: odd_3x3 (33 rows) with blocks of 3 rows ran its forward pass at 348-353
+  // against 391-402 with blocks of one. Nor do a filter gradient's rows (its taps) share what
+  // a block reads (yolo_s2's with all 3 in a block: 179-183 against 195-203).
+  const bool whole = all_of_first && b.chunk_dims + 1 == stage.domain.dimensions();
+  const bool nearest = !knobs["block_rows"] && kind == ReductionKind::taps && !whole;
+  const int64_t rows = knobs["block_rows"] ? knobs["block_rows"] : ceil_div(96, b.block_x);
+  auto divisor = nearest ? nearest_divisor : largest_divisor;
+  b.block_y = int(divisor(height, rows));
+  if (!stage.period.empty() && height % stage.period[2] == 0) {  // blocks of whole phases
+    b.phase_y = int(stage.period[2]);
+    b.block_y = int(divisor(height / b.phase_y, ceil_div(rows, b.phase_y)) * b.phase_y);
   }
   // A restaged input read in another order than stored (backprop_input's filter) is packed per
   // chunk: cheap when each channel block has few spatial blocks to pack it for, else better
@@ -614,6 +638,21 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   auto whole = [&](int v, int p) {
     return out.dim(0).extent() >= v * lanes && out.dim(1).extent() >= p;
   };
+  // Fewer channels than a vector's lanes over a reduction whose innermost dimension has at least
+  // a vector's (the input gradient of a 3-channel image sums over the 64 channels of the layer
+  // above; an edge filter's gradient over the image's columns): vectors along that dimension, as
+  // the gradient stores it, each of `p` positions of one channel summing its own vector of partial
+  // sums (rfactor, the dimension's tail guarded), added across lanes at the end. Per tap, each
+  // position tests a stride's predicate once and runs over the vectors with its sum in a
+  // register (inside the loop over the positions, the predicated sums were kept in memory).
+  // Measured on the Zen 5 EPYC (AVX-512, 2 threads, convgen bench): the stem's input gradient
+  // (3 <- 64 channels, 7x7, stride 2) 114 -> 11.8 ms (19 with the positions innermost), the edge
+  // layer's filter gradient 29.8 -> 4.1 ms; their specialized kernels take 1.0 and 0.18.
+  const int reduction_positions[] = {8, 1};
+  auto along_reduction = [&](int p) {
+    return out.dim(0).extent() < lanes && stage.domain[0].extent() >= lanes &&
+           out.dim(1).extent() >= p;
+  };
   // Fewer channels than a vector's lanes (an image's 3, an edge filter's 1): vectors along
   // dimension 1 instead, one channel at a time, so that no lane idles.
   const Halide::Expr narrow = out.dim(0).extent() < lanes && out.dim(1).extent() >= lanes;
@@ -627,6 +666,27 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
           .unroll(aco)
           .unroll(ax)
           .reorder(order);
+    }
+    for (int p : reduction_positions) {
+      Halide::Stage reduced = update.specialize(along_reduction(p));
+      RVar outer("lanes_o"), inner("lanes_i");
+      Var lane("lane");
+      reduced.split(stage.domain[0], outer, inner, lanes, TailStrategy::GuardWithIf);
+      Func partial = reduced.rfactor(inner, lane);
+      reduced.atomic().vectorize(inner);  // horizontal adds
+      std::vector<VarOrRVar> partial_order = {lane, outer, ax};
+      for (int d = 1; d < stage.domain.dimensions(); d++) {
+        partial_order.emplace_back(stage.domain[d]);
+      }
+      std::vector<Var> storage = {lane};
+      for (const Var& v : partial.args()) {
+        if (v.name() != lane.name()) storage.push_back(v);
+      }
+      partial.compute_at(acc, Var::outermost())
+          .reorder_storage(storage)
+          .vectorize(lane)
+          .unroll(ax);
+      partial.update().reorder(partial_order).vectorize(lane).unroll(ax);
     }
     update.specialize(narrow).split(ax, axo, axi, lanes).vectorize(axi).reorder(along_x);
     update.split(ac, aco, aci, lanes, TailStrategy::GuardWithIf).vectorize(aci).reorder(order);
@@ -678,6 +738,13 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
         .split(ci, ci, cv, lanes)
         .vectorize(cv);
     acc.specialize(whole(v, p)).split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax);
+  }
+  for (int p : reduction_positions) {
+    tasks_of(output.specialize(along_reduction(p))
+                 .split(c, co, ci, 1)
+                 .split(x, xo, xi, p, TailStrategy::ShiftInwards),
+             p);
+    acc.specialize(along_reduction(p)).unroll(ax);
   }
   tasks_of(output.specialize(narrow)
                .split(c, co, ci, 1)

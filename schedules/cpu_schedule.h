@@ -1,5 +1,6 @@
 // The CPU schedule shared by every operator and every CPU target. The ISA only changes the vector
-// width (Halide's natural vector size for the target) and the knobs' values, never the schedule body.
+// width (Halide's natural vector size for the target) and the knobs' values, never the schedule
+// body.
 #pragma once
 
 #include <cstdint>
@@ -73,19 +74,20 @@ Halide::Func split_rows(const Halide::Stage& update, const Halide::RDom& domain,
 // The knobs of the CPU schedule, with their ranges and defaults for `target`.
 std::vector<Knob> cpu_knobs(const Halide::Target& target);
 
-// A specialized kernel whose channels fill whole vectors runs a register tile (vectors of
-// channels x output positions, accumulators in registers) over an accumulator block in the L1
-// cache, the reduction in chunks: per chunk, the slice of the vector operand it reads is packed
-// and every tile of the block runs over it; zero-padded inputs are computed once, so that no read
-// checks bounds; blocks run in parallel. A generic kernel runs the same register tile, unblocked,
-// in a ladder of specializations on the run-time extents. Otherwise the contiguous dimension is
-// vectorized (any extent: the tail is guarded, not scalarized per element) with the accumulator
+// A specialized kernel whose channels fill whole vectors runs a register tile (vectors of channels
+// x output positions, accumulators in registers) over an accumulator block in the L1 cache, the
+// reduction in chunks: per chunk, the slice of the vector operand it reads is packed and every tile
+// of the block runs over it; zero-padded inputs are computed once, so that no read checks bounds;
+// blocks run in parallel. A generic kernel runs the same register tile, unblocked, in a ladder of
+// specializations on the run-time extents, and fewer channels than a vector's lanes as vectors
+// along the reduction (when it is that wide) or the positions. Otherwise the contiguous dimension
+// is vectorized (any extent: the tail is guarded, not scalarized per element) with the accumulator
 // per output row of vectors, rows in parallel; a specialized kernel whose contiguous dimension is
 // narrower than a vector (a 3->1 edge filter) may instead vectorize the reduction itself (per-lane
 // partial sums added in a fixed order) when it is long enough, else the next dimension: knob
-// narrow_channels. A specialized filter gradient's tile may run over partial sums of parts of
-// the output rows (knob split_parts), more blocks to run in parallel, then add them in order.
-// The reduction order never depends on the thread count, so results are bitwise reproducible.
+// narrow_channels. A specialized filter gradient's tile may run over partial sums of parts of the
+// output rows (knob split_parts), more blocks to run in parallel, then add them in order. The
+// reduction order never depends on the thread count, so results are bitwise reproducible.
 void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide::Target& target,
                   const KnobValues& knobs);
 
