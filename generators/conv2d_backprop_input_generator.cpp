@@ -37,8 +37,7 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     // The schedule. With unit strides (most layers) the reduction has no predicate.
     common_case(stride_w == 1);
     common_case(stride_h == 1);
-    const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}, 0,
-                                    filter.dim(0).extent() * filter.dim(1).extent(), w};
+    const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}, 0, g.out_c * g.in_c, w};
     if (blocked_filter) {
       schedule_activation_output(output, Tensor::input, dx, {});
     } else {
