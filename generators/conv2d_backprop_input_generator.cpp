@@ -34,9 +34,11 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     require(out_backprop, Tensor::output);
     require(output, Tensor::input);
 
-    // The schedule. With unit strides (most layers) the reduction has no predicate.
+    // The schedule. With unit strides (most layers) the reduction has no predicate; with a column
+    // stride of 2 (a downsampling layer's), it repeats every 2 columns.
     common_case(stride_w == 1);
     common_case(stride_h == 1);
+    period_two(stride_w == 2);
     const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}, 0, g.out_c * g.in_c, w};
     if (blocked_filter) {
       schedule_activation_output(output, Tensor::input, dx, {});

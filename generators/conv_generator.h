@@ -159,6 +159,12 @@ class ConvGenerator : public Halide::Generator<T> {
     if (!specialization()) common_case_.push_back(condition);
   }
 
+  // Tells the schedule of the next output that its reduction's predicate repeats every 2 columns
+  // when `condition` (a scalar input equal to a constant) holds (schedules::ReductionStage).
+  void period_two(const Halide::Expr& condition) {
+    if (!specialization()) period_two_ = condition;
+  }
+
   // The kernel's tensors.
   enum class Tensor { input, output, filter, bias };
 
@@ -276,9 +282,11 @@ class ConvGenerator : public Halide::Generator<T> {
     // them: a filter gradient's, not the bias gradient's after it).
     const schedules::ReductionStage stage{out, out_dims, known_extents(tensor), a.func, a_dims,
                                           a.domain, staged, std::move(padded_), vector_operand,
-                                          std::move(common_case_), constant_period(a, a_dims)};
+                                          std::move(common_case_), constant_period(a, a_dims),
+                                          period_two_};
     padded_.clear();
     common_case_.clear();
+    period_two_ = Halide::Expr();
     const Halide::Target target = this->get_target();
     const bool gpu = target.has_gpu_feature();
     const std::vector<schedules::Knob> space =
@@ -381,6 +389,7 @@ class ConvGenerator : public Halide::Generator<T> {
   std::vector<schedules::Staged> padded_;  // what zero_padded() made
   std::optional<schedules::KnobValues> knobs_;  // the schedule record's, once an output is scheduled
   std::vector<Halide::Expr> common_case_;  // what common_case() said
+  Halide::Expr period_two_;                // what period_two() said
   std::optional<Op> blocked_op_;           // what blocked() said
 };
 

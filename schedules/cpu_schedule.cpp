@@ -712,7 +712,32 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   for (const Halide::Expr& condition : stage.common_case) {
     levels.push_back(levels.back().specialize(condition));
   }
+  // With a column stride of 2, tiles of twice the positions, whose sums run over the reduction
+  // a phase (every other column) at a time: its positions take the same taps, so the stride's
+  // predicate is tested once per tap and phase rather than per position, and none idles. (A
+  // specialization starts from its stage's schedule so far: it is made first.) Measured on the
+  // Zen 5 EPYC (2 threads, convgen bench, one build after the other, twice): res3_s2's generic
+  // input gradient 1.28-1.60 -> 1.13-1.17 ms (its specialized kernel: 0.69-0.80).
+  std::optional<Halide::Stage> periodic;
+  if (stage.period_two.defined()) periodic = acc.update().specialize(stage.period_two);
   for (auto level = levels.rbegin(); level != levels.rend(); ++level) schedule_update(*level);
+  if (periodic) {
+    Var axq("acc_x_q"), axp("acc_x_p");
+    std::vector<VarOrRVar> phase_order = {aci, aco, axq};
+    for (int d = 0; d < stage.domain.dimensions(); d++) phase_order.emplace_back(stage.domain[d]);
+    phase_order.emplace_back(axp);
+    for (const auto& [v, p] : rungs) {
+      periodic->specialize(whole(v, 2 * p))
+          .split(ac, aco, aci, lanes)
+          .vectorize(aci)
+          .unroll(aco)
+          .split(ax, axq, axp, 2)
+          .unroll(axq)
+          .unroll(axp)
+          .reorder(phase_order);
+    }
+    schedule_update(*periodic);
+  }
 
   const TaskRows tasks = parallel_rows(output, stage);
   if (stage.vector_operand.func.defined()) {
@@ -743,15 +768,20 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     s.fuse(co, tasks.task, tasks.task).parallel(tasks.task);
     return s;
   };
-  for (const auto& [v, p] : rungs) {
-    tasks_of(output.specialize(whole(v, p))
+  // A rung's tiles, `v` vectors of channels by `width` positions, where `condition` holds.
+  auto rung = [&](const Halide::Expr& condition, int v, int width) {
+    tasks_of(output.specialize(condition)
                  .split(c, co, ci, v * lanes, TailStrategy::ShiftInwards)
-                 .split(x, xo, xi, p, TailStrategy::ShiftInwards),
-             p)
+                 .split(x, xo, xi, width, TailStrategy::ShiftInwards),
+             width)
         .split(ci, ci, cv, lanes)
         .vectorize(cv);
-    acc.specialize(whole(v, p)).split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax);
+    acc.specialize(condition).split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax);
+  };
+  if (stage.period_two.defined()) {
+    for (const auto& [v, p] : rungs) rung(stage.period_two && whole(v, 2 * p), v, 2 * p);
   }
+  for (const auto& [v, p] : rungs) rung(whole(v, p), v, p);
   for (int p : reduction_positions) {
     tasks_of(output.specialize(along_reduction(p))
                  .split(c, co, ci, 1)

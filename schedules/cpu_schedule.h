@@ -55,6 +55,11 @@ struct ReductionStage {
   // Per var of acc_dims, the constant period with which the reduction's predicate repeats along
   // it (Reduction::period); empty when it has none, or when the period is known only at run time.
   std::vector<int64_t> period;
+  // A condition on a generic kernel's scalar inputs, a parameter equal to a constant, under which
+  // the predicate repeats every 2 positions of dimension 1 (backprop_input's column stride of 2):
+  // the schedule compiles the reduction once more, each register tile in positions of one phase.
+  // Undefined when there is none.
+  Halide::Expr period_two;
 };
 
 // What a reduction sums over, which decides how it is parallelized.

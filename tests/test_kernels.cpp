@@ -96,6 +96,19 @@ TEST_CASE("kernels match the reference on wide images with few channels", "[kern
   });
 }
 
+TEST_CASE("kernels match the reference with a column stride of 2", "[kernels]") {
+  // A generic input gradient then runs tiles of positions of one phase (every other column),
+  // twice as wide as its other tiles: channel tails, widths they do not divide, dilated and
+  // padded columns, row strides of 1 to 3.
+  check_all_kernels({
+      {1, 7, 23, 17, 8, 3, 3, 2, 2},
+      {2, 5, 21, 64, 16, 3, 3, 1, 2},
+      {1, 6, 19, 33, 5, 2, 3, 3, 2, 1, 2, Padding::VALID},
+      {1, 4, 12, 16, 3, 1, 1, 1, 2, 1, 1, Padding::VALID},
+      {1, 9, 10, 130, 7, 3, 5, 2, 2, 1, 1, Padding::EXPLICIT, {1, 2, 0, 3}},
+  });
+}
+
 TEST_CASE("kernels match the reference on tiny inputs", "[kernels]") {
   check_all_kernels({
       {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, Padding::VALID},  // a single multiply
