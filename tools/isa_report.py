@@ -23,7 +23,7 @@ TARGET = re.compile(r"\b([0-9a-f]+) <")
 SCALAR_FP = re.compile(r"\b[sd]\d+\b")
 VECTOR = re.compile(r"\bv\d+\.\d*[bhsd]\b|\bv\d+\.[bhsd]\[")
 FP_ARITH = {"fmla", "fmls", "fmadd", "fmsub", "fnmadd", "fnmsub", "fmul", "fadd", "fsub", "fdiv",
-            "fmax", "fmin", "fabs", "fneg"}
+            "fmax", "fmin", "fabs", "fneg", "faddp"}  # faddp: a vector's lanes added pairwise
 LOADS = re.compile(r"^(ldr|ldur|ldp|ld1|ld1r|ld2|ld3|ld4|ldnp)\b")
 STORES = re.compile(r"^(str|stur|stp|st1|st2|st3|st4|stnp)\b")
 
