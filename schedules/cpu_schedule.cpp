@@ -566,10 +566,9 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
   Var row = storage[2];  // the loop over the rows of one image
   if (!at) {
     Var rows("rows"), tasks("row_tasks");
-    constexpr int64_t task_elements = Staged::kTaskElements;
     const Halide::Expr task =
         staged.row_elements.defined()
-            ? Halide::max(int(task_elements) / staged.row_elements, 1)
+            ? Halide::max(Staged::kTaskElements / staged.row_elements, 1)
             : Halide::Expr(1);
     row = Var("row");
     f.fuse(storage[storage.size() - 2], storage.back(), rows);
@@ -577,7 +576,7 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
         staged.row_elements.defined()
             ? Halide::Internal::as_const_int(Halide::Internal::simplify(staged.row_elements))
             : nullptr;
-    if (staged.source.defined() && !narrow && (!elements || *elements > 2 * task_elements)) {
+    if (staged.source.defined() && !narrow && (!elements || *elements > 2 * Staged::kTaskElements)) {
       // A transposed copy's long rows in blocks of storage[1] as well: a 1x1 filter has only
       // one. Measured on the Zen 5 EPYC (2 threads, convgen bench, one build after the other):
       // res4_1x1's generic input gradient (its 1 MB filter transposed per call) 0.455 -> 0.388 ms.
