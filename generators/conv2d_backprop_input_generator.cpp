@@ -39,6 +39,7 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     common_case(stride_w == 1);
     common_case(stride_h == 1);
     period_two(stride_w == 2);
+    unit_columns(stride_w == 1);
     const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}, 0, g.out_c * g.in_c, w};
     if (blocked_filter) {
       schedule_activation_output(output, Tensor::input, dx, {});

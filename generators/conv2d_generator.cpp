@@ -28,6 +28,7 @@ class Conv2D : public ConvGenerator<Conv2D> {
     require(output, Tensor::output);
 
     // The schedule.
+    unit_columns(stride_w == 1);
     // A tile loads the filter as vectors from a packed copy of each chunk's slice, or in place
     // from a blocked filter.
     schedule_activation_output(output, Tensor::output, y,

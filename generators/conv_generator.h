@@ -165,6 +165,12 @@ class ConvGenerator : public Halide::Generator<T> {
     if (!specialization()) period_two_ = condition;
   }
 
+  // Tells the schedule of the next output that consecutive output columns read consecutive columns
+  // of its padded input when `condition` (a scalar input equal to a constant) holds.
+  void unit_columns(const Halide::Expr& condition) {
+    if (!specialization()) unit_columns_ = condition;
+  }
+
   // The kernel's tensors.
   enum class Tensor { input, output, filter, bias };
 
@@ -216,6 +222,7 @@ class ConvGenerator : public Halide::Generator<T> {
   Halide::Func pad(const Halide::Func& a, const Halide::Region& bounds, int64_t channels) {
     Halide::Func padded = Halide::BoundaryConditions::constant_exterior(a, 0.0f, bounds);
     schedules::Staged staged{padded, padded.args(), channels, bounds[0].extent * bounds[1].extent};
+    if (channels == 0) staged.extent = bounds[0].extent;
     if (data_format == DataFormat::NHWC) staged.interleaved = a;
     padded_.push_back(staged);
     return padded;
@@ -283,10 +290,11 @@ class ConvGenerator : public Halide::Generator<T> {
     const schedules::ReductionStage stage{out, out_dims, known_extents(tensor), a.func, a_dims,
                                           a.domain, staged, std::move(padded_), vector_operand,
                                           std::move(common_case_), constant_period(a, a_dims),
-                                          period_two_};
+                                          period_two_, unit_columns_};
     padded_.clear();
     common_case_.clear();
     period_two_ = Halide::Expr();
+    unit_columns_ = Halide::Expr();
     const Halide::Target target = this->get_target();
     const bool gpu = target.has_gpu_feature();
     const std::vector<schedules::Knob> space =
@@ -390,6 +398,7 @@ class ConvGenerator : public Halide::Generator<T> {
   std::optional<schedules::KnobValues> knobs_;  // the schedule record's, once an output is scheduled
   std::vector<Halide::Expr> common_case_;  // what common_case() said
   Halide::Expr period_two_;                // what period_two() said
+  Halide::Expr unit_columns_;              // what unit_columns() said
   std::optional<Op> blocked_op_;           // what blocked() said
 };
 

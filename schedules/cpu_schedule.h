@@ -28,6 +28,9 @@ struct Staged {
   // that deinterleaves a few channels into planes copies each of its rows first (see
   // compute_staged()).
   Halide::Func interleaved;
+  // A generic kernel's run-time extent of storage[0] (a padded input's channels); undefined
+  // where the kernel knows it.
+  Halide::Expr extent;
   static constexpr int kTaskElements = 16384;
 };
 
@@ -60,6 +63,10 @@ struct ReductionStage {
   // the schedule compiles the reduction once more, each register tile in positions of one phase.
   // Undefined when there is none.
   Halide::Expr period_two;
+  // A condition on a generic kernel's scalar inputs under which consecutive positions along
+  // dimension 1 read consecutive columns of the padded inputs (a unit column stride); undefined
+  // when none is known.
+  Halide::Expr unit_columns;
 };
 
 // What a reduction sums over, which decides how it is parallelized.

@@ -88,11 +88,18 @@ TEST_CASE("kernels match the reference when the stride exceeds the kernel", "[ke
 TEST_CASE("kernels match the reference on wide images with few channels", "[kernels]") {
   // Wider than a vector, with fewer channels than its lanes: a generic kernel vectorizes along
   // the width; a filter gradient with 3 in-channels takes the register tile of 3 positions.
+  // From 4 vectors wide on, with unit column strides, images of 3 channels or one (read as
+  // constant strides, and tiles of 4 vectors whose last one overlaps the one before).
   check_all_kernels({
       {1, 7, 40, 3, 1, 3, 3},                                // an edge filter: 3 -> 1
       {2, 5, 37, 1, 3, 3, 5, 1, 2},                          // 1 -> 3, strided columns
       {1, 12, 41, 3, 64, 7, 7, 2, 2},                        // an RGB stem: 3 -> 64, 7x7 / 2
       {1, 9, 35, 2, 5, 3, 3, 1, 1, 2, 2, Padding::VALID},   // dilated
+      {1, 6, 83, 3, 1, 3, 3},                                // edge, 83 columns
+      {2, 5, 70, 1, 3, 3, 5, 2, 1},                          // 1 -> 3, strided rows
+      {1, 8, 67, 3, 3, 3, 3, 1, 1, 2, 2},                    // 3 -> 3, dilated
+      {1, 5, 100, 1, 2, 2, 3, 1, 1, 1, 1, Padding::EXPLICIT, {0, 2, 3, 1}},
+      {1, 4, 66, 3, 1, 3, 3, 1, 1, 1, 1, Padding::VALID},   // 64 output columns
   });
 }
 
