@@ -30,7 +30,10 @@ class Conv2DBackpropFilter : public ConvGenerator<Conv2DBackpropFilter> {
     require(filter_grad, Tensor::filter);
     require(bias_grad, Tensor::bias);
 
-    // The schedule.
+    // The schedule. With unit column strides, an output gradient of one channel (an edge
+    // filter's) has its columns one element apart.
+    const int columns = data_format == DataFormat::NHWC ? 1 : 0;
+    unit_columns(stride_w == 1 && out_backprop.dim(columns).stride() == 1);
     schedule_output(filter_grad, Tensor::filter, {v.k, v.c, v.s, v.r}, dw, dw.func.args(), {},
                     {dy, dy.args()});
     schedule_output(bias_grad, Tensor::bias, {v.k}, db, db.func.args());

@@ -525,6 +525,34 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
   return b;
 }
 
+// Runs `reduced`, a specialization of the update of `stage`'s accumulator, as vectors along the
+// reduction's innermost dimension (its tail guarded): each accumulator element sums its own
+// vector of partial sums (rfactor), added across lanes at the end; a register tile's positions
+// `unrolled` run inside the other dimensions' steps, so that each keeps its sum in a register.
+void sum_along_reduction(Halide::Stage reduced, const ReductionStage& stage, int lanes,
+                         const std::optional<Var>& unrolled = std::nullopt) {
+  RVar outer("lanes_o"), inner("lanes_i");
+  Var lane("lane");
+  reduced.split(stage.domain[0], outer, inner, lanes, TailStrategy::GuardWithIf);
+  Func partial = reduced.rfactor(inner, lane);
+  reduced.atomic().vectorize(inner);  // horizontal adds
+  std::vector<VarOrRVar> order = {lane, outer};
+  if (unrolled) order.emplace_back(*unrolled);
+  for (int d = 1; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
+  std::vector<Var> storage = {lane};
+  for (const Var& v : partial.args()) {
+    if (v.name() != lane.name()) storage.push_back(v);
+  }
+  partial.compute_at(stage.accumulator, Var::outermost())
+      .reorder_storage(storage)
+      .vectorize(lane);
+  partial.update().reorder(order).vectorize(lane);
+  if (unrolled) {
+    partial.unroll(*unrolled);
+    partial.update().unroll(*unrolled);
+  }
+}
+
 // Computes `staged` once, whole, before the kernel's reduction, or per iteration of loop level
 // `at`, in its storage order: vectors along the innermost dimension; whole, the outermost two
 // dimensions in parallel, in tasks of whole rows (an edge image's padded gradient has 514 rows of
@@ -679,8 +707,10 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // register (inside the loop over the positions, the predicated sums were kept in memory).
   // Measured on the Zen 5 EPYC (AVX-512, 2 threads, convgen bench): the stem's input gradient
   // (3 <- 64 channels, 7x7, stride 2) 114 -> 11.8 ms (19 with the positions innermost), the edge
-  // layer's filter gradient 29.8 -> 4.1 ms; their specialized kernels take 1.0 and 0.18.
-  const int reduction_positions[] = {8, 1};
+  // layer's filter gradient 29.8 -> 4.1 ms; their specialized kernels take 1.0 and 0.18. Tiles
+  // of 8 positions, or 3 (a filter gradient's 3 in-channels, sharing the output gradient's
+  // loads), or 1.
+  const int reduction_positions[] = {8, 3, 1};
   auto along_reduction = [&](int p) {
     return out.dim(0).extent() < lanes && stage.domain[0].extent() >= lanes &&
            out.dim(1).extent() >= p;
@@ -699,8 +729,10 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   std::vector<VarOrRVar> dense_x = {axi, axo};
   for (int d = 0; d < stage.domain.dimensions(); d++) dense_x.emplace_back(stage.domain[d]);
   dense_x.emplace_back(ac);
+  const bool thin_images =
+      stage.unit_columns.defined() && !stage.padded.empty() && stage.padded[0].extent.defined();
   std::vector<Halide::Expr> dense_narrow;
-  if (stage.unit_columns.defined() && !stage.padded.empty() && stage.padded[0].extent.defined()) {
+  if (thin_images && !spread_tiles) {
     for (int n : {3, 1}) {
       dense_narrow.push_back(out.dim(0).extent() < lanes &&
                              out.dim(1).extent() >= kNarrowVectors * lanes &&
@@ -730,25 +762,16 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
           .reorder(order);
     }
     for (int p : reduction_positions) {
-      Halide::Stage reduced = update.specialize(along_reduction(p));
-      RVar outer("lanes_o"), inner("lanes_i");
-      Var lane("lane");
-      reduced.split(stage.domain[0], outer, inner, lanes, TailStrategy::GuardWithIf);
-      Func partial = reduced.rfactor(inner, lane);
-      reduced.atomic().vectorize(inner);  // horizontal adds
-      std::vector<VarOrRVar> partial_order = {lane, outer, ax};
-      for (int d = 1; d < stage.domain.dimensions(); d++) {
-        partial_order.emplace_back(stage.domain[d]);
+      // A sum over the columns of such an image (an edge filter's gradient): its loads along
+      // them dense loads and shuffles as well. With the bias gradient's sum along the columns
+      // (schedule_cpu), the edge layer's generic filter gradient 3.0 -> 1.9-2.1 -> 0.78-0.84 ms
+      // (Zen 5 EPYC, 2 threads; its specialized kernel 0.12-0.14).
+      for (int n : {3, 1}) {
+        if (!innermost || !thin_images || !spread_tiles) break;
+        const Halide::Expr thin = stage.unit_columns && stage.padded[0].extent == n;
+        sum_along_reduction(update.specialize(along_reduction(p) && thin), stage, lanes, ax);
       }
-      std::vector<Var> storage = {lane};
-      for (const Var& v : partial.args()) {
-        if (v.name() != lane.name()) storage.push_back(v);
-      }
-      partial.compute_at(acc, Var::outermost())
-          .reorder_storage(storage)
-          .vectorize(lane)
-          .unroll(ax);
-      partial.update().reorder(partial_order).vectorize(lane).unroll(ax);
+      sum_along_reduction(update.specialize(along_reduction(p)), stage, lanes, ax);
     }
     update.specialize(narrow).split(ax, axo, axi, lanes).vectorize(axi).reorder(along_x);
     update.split(ac, aco, aci, lanes, TailStrategy::GuardWithIf).vectorize(aci).reorder(order);
@@ -1116,6 +1139,16 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
     schedule_generic_register_tile(stage, lanes, knobbed.vectors, knobbed.pixels,
                                    kind == ReductionKind::pixels);
   } else if (guarded_channels) {
+    if (stage.extents.empty()) {
+      // A generic sum of fewer channels than a vector's lanes over a wide reduction (the bias
+      // gradient of an edge filter's one channel) along that reduction instead: as one guarded
+      // vector of channels, it took the Zen 5 EPYC 0.23 ms per 512 x 512 image, one step of
+      // the add's latency per pixel.
+      Func output = stage.output, acc = stage.accumulator;
+      const Halide::Expr few =
+          output.output_buffer().dim(0).extent() < lanes && stage.domain[0].extent() >= lanes;
+      sum_along_reduction(acc.update().specialize(few), stage, lanes);
+    }
     schedule_channel_vectors(stage, lanes);
     stage_padded = false;
   } else if (reduction_lanes) {

@@ -63,9 +63,10 @@ struct ReductionStage {
   // the schedule compiles the reduction once more, each register tile in positions of one phase.
   // Undefined when there is none.
   Halide::Expr period_two;
-  // A condition on a generic kernel's scalar inputs under which consecutive positions along
-  // dimension 1 read consecutive columns of the padded inputs (a unit column stride); undefined
-  // when none is known.
+  // A condition on a generic kernel's scalar inputs under which it reads consecutive columns of
+  // its padded inputs for consecutive output columns (a unit column stride), and its other
+  // input's consecutive columns where it sums over them (a filter gradient's output gradient of
+  // one channel); undefined when none is known.
   Halide::Expr unit_columns;
 };
 
