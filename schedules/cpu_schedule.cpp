@@ -451,7 +451,8 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // positions, so that each slice of the vector operand serves that many. Blocks divide dimension 2
 // exactly (in NCHW it holds the channels, which a tile must not overrun).
 // Reduction chunks: a sum over taps takes up to 1024 steps (most layers' whole reduction, each
-// tile's sums then going from its registers to the output), a sum over pixels 64. Its vector
+// tile's sums then going from its registers to the output), a sum over pixels 64, or all of an
+// image of up to 256 pixels. Its vector
 // operand is read in place, unless its rows lie a multiple of 2 KiB apart (512 channels or more),
 // where they would share a few of the L1 cache's sets: then each chunk's slice is packed. A sum
 // over pixels packs its slices (of the output gradient). On the Zen 5 EPYC (AVX-512, 2 threads,
@@ -459,6 +460,11 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // best peer / convgen, geomean over two runs: forward passes 0.91 -> 0.95-1.00, input gradients
 // 0.99 -> 1.02-1.08, against 64-step chunks with packed slices. The tuner's winners of four of
 // those layers all chose chunks of 764-2170 steps, read in place (1.16-1.34x their old defaults).
+// Filter gradients of 14 x 14 and 13 x 13 images, all of it against 64 (the tuner's timing,
+// 2 threads, two or three rounds, GFLOP/s): res4's 317-326 -> 352-366, res4_1x1's 240-246 ->
+// 270-287, alex_conv4's 300-304 -> 352-369. Images of up to 1024 pixels were mixed: deeplab's
+// (28 x 28) and train_res3_n8's 1.1x faster, res3_down's 0.94x, mnist_conv1's 0.75x; so were
+// chunks of whole rows of wide images (vgg_conv2's 112 columns 0.88x, mobile_1x1's 1.1x).
 Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobValues& knobs,
                   int lanes, int vectors, int pixels) {
   Blocking b{vectors, pixels, 0, 0, 0, 1, 1, 1, 0, true, false, true};
@@ -470,9 +476,13 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
   const int64_t span = int64_t(b.pixels) * b.phase_x;  // a tile's positions, over its phases
   const int64_t tiles = knobs["block_tiles"] ? knobs["block_tiles"] : ceil_div(width, span);
   b.block_x = int(std::min(ceil_to(width, span), tiles * span));
-  const int64_t limit = knobs["reduction_chunk"]       ? knobs["reduction_chunk"]
-                        : kind == ReductionKind::taps ? 1024
-                                                      : 64;
+  constexpr int64_t kSmallImage = 256;  // pixels
+  const bool whole_image = kind == ReductionKind::pixels &&
+                           constant_extent(stage.domain, 0) * constant_extent(stage.domain, 1) <=
+                               kSmallImage;
+  const int64_t limit = knobs["reduction_chunk"]                       ? knobs["reduction_chunk"]
+                        : kind == ReductionKind::taps || whole_image ? 1024
+                                                                       : 64;
   int64_t steps = constant_extent(stage.domain, 0);
   b.chunk = int(largest_divisor(steps, limit));
   const bool all_of_first = b.chunk == steps;
@@ -1022,6 +1032,29 @@ ReductionStage split_partial_sums(const ReductionStage& stage, int parts, int la
   return parted;
 }
 
+// How many parts of the output rows a specialized filter gradient's register tile sums over
+// (split_partial_sums): the knob's, or by default 2 where the blocks are an odd number (a 3x3
+// filter's 9 taps, one block of channels: on 2 threads, one runs 5 blocks while the other waits
+// after 4) and the rows make parts of at least 4. Measured on the Zen 5 EPYC (2 threads, the
+// tuner's timing, three rounds, GFLOP/s): the stem's filter gradient (49 blocks) 221-233 ->
+// 277-285, res2's 3x3 (9 blocks) 256-319 -> 321-336; with 2 parts, the even blocks of res4's,
+// res5's and res4_1x1's lost 12-50%.
+int partial_sum_parts(const ReductionStage& stage, const KnobValues& knobs, int lanes,
+                      int vectors, int pixels) {
+  if (knobs["split_parts"] > 0) return knobs["split_parts"];
+  const Blocking b = blocking(stage, ReductionKind::pixels, knobs, lanes, vectors, pixels);
+  int64_t blocks = ceil_div(stage.extents[0], int64_t(b.vectors) * lanes * b.channel_tiles) *
+                   ceil_div(stage.extents[2], b.block_y);
+  int64_t elements = 1;
+  for (int64_t extent : stage.extents) elements *= extent;
+  for (size_t d = 3; d < stage.extents.size(); d++) blocks *= stage.extents[d];
+  constexpr int64_t kMinRows = 8;
+  constexpr int64_t kMaxPartials = int64_t(1) << 28;  // floats: 1 GiB, half what a buffer may hold
+  const bool split = blocks % 2 == 1 && constant_extent(stage.domain, 1) >= kMinRows &&
+                     2 * elements <= kMaxPartials;
+  return split ? 2 : 1;
+}
+
 }  // namespace
 
 Halide::Func split_rows(const Halide::Stage& update, const Halide::RDom& domain, int parts,
@@ -1084,14 +1117,16 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
        "1 = a specialized kernel whose reduction's innermost dimension fills whole vectors "
        "vectorizes it rather than the output channels: tiles of channels x tile_pixels positions "
        "whose sums are added across lanes at the end, the operands read as stored (no restaging)"},
-      {"split_parts", 1, 8, 1,
+      {"split_parts", 0, 8, 0,
        "a specialized filter gradient's register tile: partial sums over this many parts of the "
-       "output rows, computed in parallel like more blocks, then added in order (1 = none)"},
+       "output rows, computed in parallel like more blocks, then added in order (1 = none; "
+       "0 = 2 where the blocks are an odd number and the rows at least 8, else 1)"},
       {"reduction_chunk", 0, 8192, 0,
        "reduction steps (in-channels, or output columns) per pass over an accumulator block: the "
        "largest divisor of the extent up to this, or all of it times whole next dimensions "
        "(filter columns, output rows) while the product stays within this (0 = 1024 for "
-       "conv2d and backprop_input, 64 for backprop_filter)"},
+       "conv2d and backprop_input, 64 for backprop_filter, 1024 for one of at most 256 output "
+       "pixels)"},
   };
 }
 
@@ -1124,9 +1159,10 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
   // whole vectors: a remainder would be a scalar loop. All registers but 4 hold accumulators.
   const int64_t accumulators = vector_registers(target) - 4;
   // A specialized filter gradient's tile may run over partial sums of parts of the rows.
-  const bool split = vectors > 0 && kind == ReductionKind::pixels && knobs["split_parts"] > 1;
-  const ReductionStage tiled =
-      split ? split_partial_sums(stage, knobs["split_parts"], lanes) : stage;
+  const int parts = vectors > 0 && kind == ReductionKind::pixels
+                        ? partial_sum_parts(stage, knobs, lanes, vectors, tile.pixels)
+                        : 1;
+  const ReductionStage tiled = parts > 1 ? split_partial_sums(stage, parts, lanes) : stage;
   if (vectors > 0 && knobs["reduction_vectors"] && reduction_lanes) {
     // A tile of channels x positions, each sum a vector along the reduction.
     schedule_reduction_lanes(tiled, lanes, accumulators, tile.pixels);
