@@ -165,8 +165,9 @@ class ConvGenerator : public Halide::Generator<T> {
     if (!specialization()) period_two_ = condition;
   }
 
-  // Tells the schedule of the next output that consecutive output columns read consecutive columns
-  // of its padded input when `condition` (a scalar input equal to a constant) holds.
+  // Tells the schedule of the next output that its reduction reads consecutive columns of its
+  // inputs one element apart when `condition` (scalar inputs equal to constants) holds
+  // (schedules::ReductionStage::unit_columns).
   void unit_columns(const Halide::Expr& condition) {
     if (!specialization()) unit_columns_ = condition;
   }

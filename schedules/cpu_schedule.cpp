@@ -22,6 +22,9 @@ int64_t constant_extent(const Halide::RDom& domain, int d) {
 }
 
 int64_t ceil_div(int64_t value, int64_t divisor) { return (value + divisor - 1) / divisor; }
+
+// The channel counts of a thin image (RGB, grey) that generic kernels compile as constants.
+constexpr int kThinChannels[] = {3, 1};
 int64_t ceil_to(int64_t value, int64_t multiple) { return ceil_div(value, multiple) * multiple; }
 
 // The largest divisor of `extent` that is at most `limit`.
@@ -591,7 +594,7 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
   std::vector<Halide::Stage> thin;
   if (staged.extent.defined() && !at) {
     f.bound(staged.storage[0], 0, staged.extent);
-    for (int channels : {3, 1}) thin.push_back(f.specialize(staged.extent == channels));
+    for (int channels : kThinChannels) thin.push_back(f.specialize(staged.extent == channels));
   }
   for (Halide::Stage s : thin) {
     s.reorder(order).unroll(storage[0]).vectorize(storage[1], lanes, TailStrategy::GuardWithIf);
@@ -625,8 +628,9 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
     auto in_tasks = [&](Halide::Stage s) {
       s.split(rows, tasks, row, task, TailStrategy::GuardWithIf).parallel(tasks);
     };
-    for (Halide::Stage s : thin) in_tasks(s.fuse(storage[storage.size() - 2], storage.back(), rows));
-    f.fuse(storage[storage.size() - 2], storage.back(), rows);
+    const Var& outer = storage[storage.size() - 2];
+    for (Halide::Stage s : thin) in_tasks(s.fuse(outer, storage.back(), rows));
+    f.fuse(outer, storage.back(), rows);
     const int64_t* elements =
         staged.row_elements.defined()
             ? Halide::Internal::as_const_int(Halide::Internal::simplify(staged.row_elements))
@@ -743,7 +747,7 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
       stage.unit_columns.defined() && !stage.padded.empty() && stage.padded[0].extent.defined();
   std::vector<Halide::Expr> dense_narrow;
   if (thin_images && !spread_tiles) {
-    for (int n : {3, 1}) {
+    for (int n : kThinChannels) {
       dense_narrow.push_back(out.dim(0).extent() < lanes &&
                              out.dim(1).extent() >= kNarrowVectors * lanes &&
                              stage.unit_columns && stage.padded[0].extent == n &&
@@ -776,10 +780,11 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
       // them dense loads and shuffles as well. With the bias gradient's sum along the columns
       // (schedule_cpu), the edge layer's generic filter gradient 3.0 -> 1.9-2.1 -> 0.78-0.84 ms
       // (Zen 5 EPYC, 2 threads; its specialized kernel 0.12-0.14).
-      for (int n : {3, 1}) {
-        if (!innermost || !thin_images || !spread_tiles) break;
-        const Halide::Expr thin = stage.unit_columns && stage.padded[0].extent == n;
-        sum_along_reduction(update.specialize(along_reduction(p) && thin), stage, lanes, ax);
+      if (innermost && thin_images && spread_tiles) {
+        for (int n : kThinChannels) {
+          const Halide::Expr thin = stage.unit_columns && stage.padded[0].extent == n;
+          sum_along_reduction(update.specialize(along_reduction(p) && thin), stage, lanes, ax);
+        }
       }
       sum_along_reduction(update.specialize(along_reduction(p)), stage, lanes, ax);
     }
