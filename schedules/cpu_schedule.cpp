@@ -468,6 +468,13 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
 // 270-287, alex_conv4's 300-304 -> 352-369. Images of up to 1024 pixels were mixed: deeplab's
 // (28 x 28) and train_res3_n8's 1.1x faster, res3_down's 0.94x, mnist_conv1's 0.75x; so were
 // chunks of whole rows of wide images (vgg_conv2's 112 columns 0.88x, mobile_1x1's 1.1x).
+// A forward pass over 1024 in-channels or more (its input's pixels 4 KiB apart or more, and a
+// whole chunk's tile streaming that many rows of the filter) takes chunks of 64 with packed
+// slices instead (the tuner's timing, 2 threads, two runs, GFLOP/s, 1024 -> 256 channels):
+// 14 x 14 1x1 250-280 -> 319-350, 3x3 236-250 -> 295-316, 28 x 28 1x1 210-242 -> 248-312;
+// 7 x 7 1x1 with 2048 -> 512 even (271-306 -> 276-301). (An input gradient's filter, restaged,
+// is packed per chunk already; its 1x1 layers of 7 x 7 and 14 x 14 pixels with 1024 and 2048
+// out-channels ran no faster in chunks of 64 or 256.)
 Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobValues& knobs,
                   int lanes, int vectors, int pixels) {
   Blocking b{vectors, pixels, 0, 0, 0, 1, 1, 1, 0, true, false, true};
@@ -483,9 +490,13 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
   const bool whole_image = kind == ReductionKind::pixels &&
                            constant_extent(stage.domain, 0) * constant_extent(stage.domain, 1) <=
                                kSmallImage;
-  const int64_t limit = knobs["reduction_chunk"]                       ? knobs["reduction_chunk"]
-                        : kind == ReductionKind::taps || whole_image ? 1024
-                                                                       : 64;
+  const bool restaged = vector_operand_restaged(stage);
+  constexpr int64_t kPageAliasing = 1024;  // floats: 4 KiB
+  const bool deep = kind == ReductionKind::taps && !restaged &&
+                    constant_extent(stage.domain, 0) >= kPageAliasing;
+  const int64_t limit = knobs["reduction_chunk"] ? knobs["reduction_chunk"]
+                        : (kind == ReductionKind::taps && !deep) || whole_image ? 1024
+                                                                                 : 64;
   int64_t steps = constant_extent(stage.domain, 0);
   b.chunk = int(largest_divisor(steps, limit));
   const bool all_of_first = b.chunk == steps;
@@ -522,7 +533,6 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
   // The knobs are read only where they mean something (the tuner varies just those): restage
   // where the vector operand is restaged (backprop_input's HWIO filter), pack_slices where there
   // is one (a packed filter is read in place).
-  const bool restaged = vector_operand_restaged(stage);
   // Packed per chunk, its slices are gathered, unless the input's rows (along which a gather's
   // lanes lie) are a multiple of 4 KiB apart, a reduction over 1024 channels or more: then all
   // of a gather's lanes fall in one set of the L1 cache, and in-register transposes of blocks
@@ -532,7 +542,6 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
   // 256 -> 1024) 322-346 against 237-276. Rows 2 KiB apart were even (res5's 3x3; 7 x 7,
   // 2048 -> 512) or slower (28 x 28, 128 -> 512: 0.95x), rows 1 KiB apart slower (14 x 14,
   // 1024 -> 256: 0.92x).
-  constexpr int64_t kPageAliasing = 1024;  // floats: 4 KiB
   if (restaged) {
     const int restage = knobs["restage"];
     b.restage_whole = restage ? restage == 1 : blocks > 2;
@@ -544,7 +553,7 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
   const bool operand = stage.vector_operand.func.defined();
   const int pack = operand ? knobs["pack_slices"] : 0;
   const bool packed_by_knob =
-      pack == 2 ? kind == ReductionKind::pixels || stage.extents[0] % kSetAliasing == 0
+      pack == 2 ? kind == ReductionKind::pixels || stage.extents[0] % kSetAliasing == 0 || deep
                 : pack == 1;
   b.pack_slices = operand && (packed_by_knob || (restaged && !b.restage_whole));
   return b;
@@ -1130,7 +1139,8 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
        "1 = a specialized kernel copies the slice of the filter (or gradient) that a reduction "
        "chunk loads as vectors into a dense buffer first; 0 = loads it in place, where it is "
        "stored in the order it is read (a filter too large for the cache then streams once); "
-       "2 = 1 for a filter gradient or rows 2 KiB apart (512 channels or more), else 0"},
+       "2 = 1 for a filter gradient, rows 2 KiB apart (512 channels or more) or a forward pass "
+       "over 1024 in-channels or more, else 0"},
       {"reduction_vectors", 0, 1, 0,
        "1 = a specialized kernel whose reduction's innermost dimension fills whole vectors "
        "vectorizes it rather than the output channels: tiles of channels x tile_pixels positions "
@@ -1143,8 +1153,8 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
        "reduction steps (in-channels, or output columns) per pass over an accumulator block: the "
        "largest divisor of the extent up to this, or all of it times whole next dimensions "
        "(filter columns, output rows) while the product stays within this (0 = 1024 for "
-       "conv2d and backprop_input, 64 for backprop_filter, 1024 for one of at most 256 output "
-       "pixels)"},
+       "conv2d and backprop_input, 64 for conv2d over 1024 in-channels or more and for "
+       "backprop_filter, 1024 for one of at most 256 output pixels)"},
   };
 }
 
