@@ -181,6 +181,47 @@ TEST_CASE("generate: each target of a multitarget kernel takes its own entry", "
 }
 #endif
 
+#if defined(__x86_64__)
+TEST_CASE("tune: the defaults of layers over 1024 channels take their own paths and match",
+          "[cli][tune]") {
+  // A forward pass over 1024 in-channels runs chunks of 64 with packed filter slices (not one
+  // chunk of all 1024); an input gradient over 1024 out-channels packs its filter slices by
+  // in-register transposes (in blocks on the stack), not gathers. The defaults' kernels, checked
+  // against the reference by tune, on odd sizes.
+  const TempDir dir;
+  write_bytes(dir / "layers.json", R"({"layers": [
+    {"name": "deep_in", "N": 1, "H": 5, "W": 7, "C": 1024, "K": 32, "R": 3, "S": 3,
+     "padding": "SAME", "ops": ["conv2d"]},
+    {"name": "deep_out", "N": 1, "H": 3, "W": 5, "C": 16, "K": 1024, "R": 1, "S": 1,
+     "padding": "VALID", "ops": ["conv2d_backprop_input"]}]})");
+  const CommandResult tuned =
+      run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", dir / "db.json",
+                                "--trials", "1", "--threads", "2", "--no-autoschedulers",
+                                "--target", "host"});
+  const std::string log = tuned.out + tuned.err;
+  INFO(log);
+  REQUIRE(tuned.exit_code == 0);
+  CHECK_THAT(log, Catch::Contains("deep_in conv2d: ") &&
+                      Catch::Contains("deep_out conv2d_backprop_input: ") &&
+                      !Catch::Contains("failed") && !Catch::Contains("WRONG"));
+  const CommandResult gen = run_program(
+      CONVGEN_EXE, {"generate", "--config", dir / "layers.json", "--targets",
+                    "x86-64-linux-avx512_skylake", "--generic", "none", "--out", dir / "out",
+                    "--emit", "stmt"});
+  INFO(gen.out << gen.err);
+  REQUIRE(gen.exit_code == 0);
+  const auto stmt = [&](const std::string& op, const std::string& key) {
+    const std::string kernel = "convgen_" + op + "__" + key;
+    return read_text(dir / ("out/kernels/" + kernel + "/" + kernel + ".stmt"));
+  };
+  const std::string deep_in = stmt("conv2d", "n1h5w7c1024_k32r3s3_sh1sw1dh1dw1_pt1pb1pl1pr1_nhwc");
+  CHECK_THAT(deep_in, Catch::Contains("chunk_o") && Catch::Contains("filter_im_in_conv2d_acc"));
+  const std::string deep_out =
+      stmt("conv2d_backprop_input", "n1h3w5c16_k1024r1s1_sh1sw1dh1dw1_pt0pb0pl0pr0_nhwc");
+  CHECK_THAT(deep_out, Catch::Contains("in Stack"));
+}
+#endif
+
 TEST_CASE("tune: knob schedules off the default paths match the reference", "[cli][tune]") {
   // Tune checks every candidate against the reference. Seeded here:
   // - reduction_vectors: channels x positions, each sum a vector along the reduction (input
