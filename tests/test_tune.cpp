@@ -26,6 +26,16 @@ CommandResult generate(const TempDir& dir, const std::string& schedules) {
                                    "--schedules", schedules});
 }
 
+// Runs convgen tune for the host on 2 threads, without the autoschedulers, over `layers` (a
+// shape config written to dir/layers.json), `trials` candidates each, into dir/db.json.
+CommandResult tune_layers(const TempDir& dir, const std::string& layers,
+                          const std::string& trials) {
+  write_bytes(dir / "layers.json", layers);
+  return run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db",
+                                   dir / "db.json", "--trials", trials, "--threads", "2",
+                                   "--no-autoschedulers", "--target", "host"});
+}
+
 // Tunes every layer operator of `layers` (a shape config) from entries seeded with each of
 // `seeds` (knobs, and how tune's log names them) in turn, and checks that every candidate ran,
 // each against the reference: the log names the seed and every one of `tuned` ("layer op"), and
@@ -189,15 +199,11 @@ TEST_CASE("tune: the defaults of layers over 1024 channels take their own paths 
   // in-register transposes (in blocks on the stack), not gathers. The defaults' kernels, checked
   // against the reference by tune, on odd sizes.
   const TempDir dir;
-  write_bytes(dir / "layers.json", R"({"layers": [
+  const CommandResult tuned = tune_layers(dir, R"({"layers": [
     {"name": "deep_in", "N": 1, "H": 5, "W": 7, "C": 1024, "K": 32, "R": 3, "S": 3,
      "padding": "SAME", "ops": ["conv2d"]},
     {"name": "deep_out", "N": 1, "H": 3, "W": 5, "C": 16, "K": 1024, "R": 1, "S": 1,
-     "padding": "VALID", "ops": ["conv2d_backprop_input"]}]})");
-  const CommandResult tuned =
-      run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", dir / "db.json",
-                                "--trials", "1", "--threads", "2", "--no-autoschedulers",
-                                "--target", "host"});
+     "padding": "VALID", "ops": ["conv2d_backprop_input"]}]})", "1");
   const std::string log = tuned.out + tuned.err;
   INFO(log);
   REQUIRE(tuned.exit_code == 0);
@@ -280,13 +286,9 @@ TEST_CASE("tune: the search varies only the knobs the schedule reads", "[cli][tu
   // A 3->1 filter's forward pass runs tiles of vectors along the positions, which read none of
   // the knobs of a register tile's blocks, chunks, restaging and packing: no candidate sets one.
   const TempDir dir;
-  write_bytes(dir / "layers.json", R"({"layers": [
+  const CommandResult r = tune_layers(dir, R"({"layers": [
     {"name": "edge", "N": 1, "H": 40, "W": 40, "C": 3, "K": 1, "R": 3, "S": 3,
-     "padding": "SAME", "ops": ["conv2d"]}]})");
-  const CommandResult r =
-      run_program(CONVGEN_EXE, {"tune", "--config", dir / "layers.json", "--db", dir / "db.json",
-                                "--trials", "10", "--threads", "2", "--no-autoschedulers",
-                                "--target", "host"});
+     "padding": "SAME", "ops": ["conv2d"]}]})", "10");
   const std::string log = r.out + r.err;
   INFO(log);
   REQUIRE(r.exit_code == 0);
