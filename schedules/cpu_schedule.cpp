@@ -25,6 +25,11 @@ int64_t ceil_div(int64_t value, int64_t divisor) { return (value + divisor - 1) 
 
 // The channel counts of a thin image (RGB, grey) that generic kernels compile as constants.
 constexpr int kThinChannels[] = {3, 1};
+
+// Distances between rows, in floats, at which they fall in few sets of the L1 cache (64-byte
+// lines, 64 sets: rows 4 KiB apart share one set, rows 2 KiB apart two).
+constexpr int64_t kSetAliasing = 512;    // 2 KiB
+constexpr int64_t kPageAliasing = 1024;  // 4 KiB
 int64_t ceil_to(int64_t value, int64_t multiple) { return ceil_div(value, multiple) * multiple; }
 
 // The largest divisor of `extent` that is at most `limit`.
@@ -491,7 +496,6 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
                            constant_extent(stage.domain, 0) * constant_extent(stage.domain, 1) <=
                                kSmallImage;
   const bool restaged = vector_operand_restaged(stage);
-  constexpr int64_t kPageAliasing = 1024;  // floats: 4 KiB
   const bool deep = kind == ReductionKind::taps && !restaged &&
                     constant_extent(stage.domain, 0) >= kPageAliasing;
   const int64_t limit = knobs["reduction_chunk"] ? knobs["reduction_chunk"]
@@ -549,7 +553,6 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
     b.transpose_packs = !b.restage_whole && (restage == 3 || (restage == 0 && aliasing));
   }
   // In place only where the operand is read in the order it is stored, or restaged whole.
-  constexpr int64_t kSetAliasing = 512;  // floats: 2 KiB
   const bool operand = stage.vector_operand.func.defined();
   const int pack = operand ? knobs["pack_slices"] : 0;
   const bool packed_by_knob =
