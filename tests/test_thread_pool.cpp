@@ -161,15 +161,24 @@ TEST_CASE("thread pool: every task of a loop runs once, on several threads", "[u
 }
 
 // Linux wakes a sleeping worker on its waker's CPU when it sees no cache they share (virtual
-// machines that describe none), where it waited behind the busy caller for milliseconds.
+// machines that describe none), where it waited behind the busy caller for milliseconds. A loop
+// wakes the sleepers once: every other time, a loop of two short tasks first, which the caller
+// may finish before the worker runs; the next loop then finds it woken, not asleep, and must
+// still have it.
 TEST_CASE("thread pool: a worker woken from sleep runs on another CPU than the caller",
           "[unit][threads]") {
 #if defined(__linux__)
   if (std::thread::hardware_concurrency() < 2) return;
   set_num_threads(2);
   CHECK(runs_each_once(4));  // the worker starts
-  for (int repeat = 0; repeat < 5; repeat++) {
+  for (int repeat = 0; repeat < 6; repeat++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // past its spin: asleep
+    if (repeat % 2) {
+      Record record(2);
+      REQUIRE(halide_do_par_for(nullptr, count_task, 0, 2, reinterpret_cast<uint8_t*>(&record)) ==
+              0);
+      CHECK(each_ran_once(record));
+    }
     Meeting meeting;
     REQUIRE(halide_do_par_for(nullptr, meet, 0, 2, reinterpret_cast<uint8_t*>(&meeting)) == 0);
     CHECK(meeting.arrived == 2);
