@@ -30,6 +30,7 @@ constexpr int kThinChannels[] = {3, 1};
 // lines, 64 sets: rows 4 KiB apart share one set, rows 2 KiB apart two).
 constexpr int64_t kSetAliasing = 512;    // 2 KiB
 constexpr int64_t kPageAliasing = 1024;  // 4 KiB
+
 int64_t ceil_to(int64_t value, int64_t multiple) { return ceil_div(value, multiple) * multiple; }
 
 // The largest divisor of `extent` that is at most `limit`.

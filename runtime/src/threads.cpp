@@ -14,12 +14,13 @@
 // loop, for milliseconds, until the scheduler moves it. Before waking sleepers, the caller
 // therefore lets them run only on the CPUs it is not on.
 //
-// Both are system calls, which on the Zen 5 EPYC VM took 24 µs (the affinity) and 26 µs (the
-// wake) each, and a woken worker may take longer than a short loop to run: a kernel's next loop
-// (res4's forward pass pads its input in one, then convolves) found it still counted as asleep
-// and paid both again. A loop now counts off the sleepers it wakes, and the affinity is set only
-// when it changes. A call after an idle spell (the bench's untimed runs) took 228 µs longer
-// than one with the worker spinning, now 162 (res4's forward pass, 2 threads, three runs each).
+// Both are system calls (24 µs for the affinity and 26 µs for the wake on the Zen 5 EPYC VM),
+// and a woken worker may take longer to run than a short loop lasts: a kernel's next loop (res4's
+// forward pass pads its input in one, then convolves) would find it still asleep and pay both
+// again. So the loop that wakes sleepers counts them off, and the affinity is set only when it
+// changes. A call after an idle spell (the bench's untimed runs) took 228 µs longer than one
+// with the worker spinning when each loop woke and steered sleepers, and takes 162 µs longer
+// since (res4's forward pass, 2 threads, three runs each).
 //
 // A loop's tasks are split into one contiguous range per thread, the caller's first: each thread
 // claims the tasks of its own range one at a time, then those left in the others' ranges. So a
