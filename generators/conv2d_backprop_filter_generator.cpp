@@ -34,8 +34,9 @@ class Conv2DBackpropFilter : public ConvGenerator<Conv2DBackpropFilter> {
     // filter's) has its columns one element apart.
     const int columns = data_format == DataFormat::NHWC ? 1 : 0;
     unit_columns(stride_w == 1 && out_backprop.dim(columns).stride() == 1);
+    // Copied whole (by a generic kernel), the output gradient's rows go to tasks of several.
     schedule_output(filter_grad, Tensor::filter, {v.k, v.c, v.s, v.r}, dw, dw.func.args(), {},
-                    {dy, dy.args()});
+                    {dy, dy.args(), 0, g.out_w * g.out_c});
     schedule_output(bias_grad, Tensor::bias, {v.k}, db, db.func.args());
   }
 };

@@ -567,16 +567,30 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
 // reduction's innermost dimension (its tail guarded): each accumulator element sums its own
 // vector of partial sums (rfactor), added across lanes at the end; a register tile's positions
 // `unrolled` run inside the other dimensions' steps, so that each keeps its sum in a register.
+// With `phases` of 0 they run outside the vectors' loop, each testing a predicate of its own
+// (a stride's grid) per tap. Otherwise they run inside it, sharing each vector of the other
+// operand (a generic input gradient's loads of its restaged filter along the out-channels are
+// gathers): all of them where no predicate depends on them (1), or split into that many phases
+// of a stride's grid, which run outside the taps, so that a phase tests its predicate once per
+// tap. Each position's sum runs in the same order either way.
 void sum_along_reduction(Halide::Stage reduced, const ReductionStage& stage, int lanes,
-                         const std::optional<Var>& unrolled = std::nullopt) {
+                         const std::optional<Var>& unrolled = std::nullopt, int phases = 0) {
   RVar outer("lanes_o"), inner("lanes_i");
-  Var lane("lane");
+  Var lane("lane"), same("phase_positions"), phase("phase");
   reduced.split(stage.domain[0], outer, inner, lanes, TailStrategy::GuardWithIf);
   Func partial = reduced.rfactor(inner, lane);
   reduced.atomic().vectorize(inner);  // horizontal adds
-  std::vector<VarOrRVar> order = {lane, outer};
-  if (unrolled) order.emplace_back(*unrolled);
+  std::vector<VarOrRVar> order = {lane};
+  if (unrolled && phases > 1) {
+    partial.update().split(*unrolled, same, phase, phases).unroll(same).unroll(phase);
+    order.emplace_back(same);
+  } else if (unrolled && phases == 1) {
+    order.emplace_back(*unrolled);
+  }
+  order.emplace_back(outer);
+  if (unrolled && phases == 0) order.emplace_back(*unrolled);
   for (int d = 1; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
+  if (unrolled && phases > 1) order.emplace_back(phase);
   std::vector<Var> storage = {lane};
   for (const Var& v : partial.args()) {
     if (v.name() != lane.name()) storage.push_back(v);
@@ -585,10 +599,8 @@ void sum_along_reduction(Halide::Stage reduced, const ReductionStage& stage, int
       .reorder_storage(storage)
       .vectorize(lane);
   partial.update().reorder(order).vectorize(lane);
-  if (unrolled) {
-    partial.unroll(*unrolled);
-    partial.update().unroll(*unrolled);
-  }
+  if (unrolled) partial.unroll(*unrolled);
+  if (unrolled && phases <= 1) partial.update().unroll(*unrolled);
 }
 
 // Computes `staged` once, whole, before the kernel's reduction, or per iteration of loop level
@@ -660,9 +672,11 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
         staged.row_elements.defined()
             ? Halide::Internal::as_const_int(Halide::Internal::simplify(staged.row_elements))
             : nullptr;
-    if (staged.source.defined() && !narrow && (!elements || *elements > 2 * Staged::kTaskElements)) {
-      // A transposed copy's long rows in blocks of storage[1] as well: a 1x1 filter has only
-      // one. Measured on the Zen 5 EPYC (2 threads, convgen bench, one build after the other):
+    // A transposed copy, or one of a row per task (a generic forward pass's filter, its rows
+    // its taps): long rows in blocks of storage[1] as well, since a 1x1 filter has only one.
+    const bool taps = staged.source.defined() || !staged.row_elements.defined();
+    if (taps && !narrow && (!elements || *elements > 2 * Staged::kTaskElements)) {
+      // Measured on the Zen 5 EPYC (2 threads, convgen bench, one build after the other):
       // res4_1x1's generic input gradient (its 1 MB filter transposed per call) 0.455 -> 0.388 ms.
       constexpr int kBlock = 256;
       Var blocks("row_blocks");
@@ -747,9 +761,11 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // Measured on the Zen 5 EPYC (AVX-512, 2 threads, convgen bench): the stem's input gradient
   // (3 <- 64 channels, 7x7, stride 2) 114 -> 11.8 ms (19 with the positions innermost), the edge
   // layer's filter gradient 29.8 -> 4.1 ms; their specialized kernels take 1.0 and 0.18. Tiles
-  // of 8 positions, or 3 (a filter gradient's 3 in-channels, sharing the output gradient's
-  // loads), or 1.
-  const int reduction_positions[] = {8, 3, 1};
+  // of 16 or 8 positions, or 3 (a filter gradient's 3 in-channels), or 1, which share each
+  // vector of the other operand where the taps allow (sum_along_reduction()'s phases): the
+  // stem's input gradient reads its restaged filter along the out-channels by gathers, one per
+  // position and step before; 15.0 -> 3.4-3.7 ms with 8 per phase (4.9 with 4; 2 threads).
+  const int reduction_positions[] = {16, 8, 3, 1};
   auto along_reduction = [&](int p) {
     return out.dim(0).extent() < lanes && stage.domain[0].extent() >= lanes &&
            out.dim(1).extent() >= p;
@@ -781,8 +797,9 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     }
   }
 
-  // The reduction's loops, for each branch of the output's ladder.
-  auto schedule_update = [&](Halide::Stage update, bool innermost) {
+  // The reduction's loops, for each branch of the output's ladder; `phases` as in
+  // sum_along_reduction() for tiles that hold whole phases.
+  auto schedule_update = [&](Halide::Stage update, bool innermost, int phases) {
     if (innermost) {
       for (const Halide::Expr& condition : dense_narrow) {
         update.specialize(condition)
@@ -808,10 +825,12 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
       if (innermost && thin_images && spread_tiles) {
         for (int n : kThinChannels) {
           const Halide::Expr thin = stage.unit_columns && stage.padded[0].extent == n;
-          sum_along_reduction(update.specialize(along_reduction(p) && thin), stage, lanes, ax);
+          sum_along_reduction(update.specialize(along_reduction(p) && thin), stage, lanes, ax,
+                              phases);
         }
       }
-      sum_along_reduction(update.specialize(along_reduction(p)), stage, lanes, ax);
+      sum_along_reduction(update.specialize(along_reduction(p)), stage, lanes, ax,
+                          phases > 1 && p % phases != 0 ? 0 : phases);
     }
     update.specialize(narrow).split(ax, axo, axi, lanes).vectorize(axi).reorder(along_x);
     update.split(ac, aco, aci, lanes, TailStrategy::GuardWithIf).vectorize(aci).reorder(order);
@@ -832,8 +851,12 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // input gradient 1.28-1.60 -> 1.13-1.17 ms (its specialized kernel: 0.69-0.80).
   std::optional<Halide::Stage> periodic;
   if (stage.period_two.defined()) periodic = acc.update().specialize(stage.period_two);
+  // Positions of a tile share the taps unless a predicate along them (a column stride other
+  // than 1 or 2) remains: in the general case of a predicated reduction.
+  const bool predicated = !Halide::Internal::is_const_one(stage.domain.domain().predicate());
   for (auto level = levels.rbegin(); level != levels.rend(); ++level) {
-    schedule_update(*level, level == levels.rbegin());
+    const bool general = level == levels.rend() - 1;
+    schedule_update(*level, level == levels.rbegin(), general && predicated ? 0 : 1);
   }
   if (periodic) {
     Var axq("acc_x_q"), axp("acc_x_p");
@@ -850,7 +873,7 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
           .unroll(axp)
           .reorder(phase_order);
     }
-    schedule_update(*periodic, false);
+    schedule_update(*periodic, false, 2);
   }
 
   const TaskRows tasks = parallel_rows(output, stage);

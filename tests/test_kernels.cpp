@@ -100,6 +100,12 @@ TEST_CASE("kernels match the reference on wide images with few channels", "[kern
       {1, 8, 67, 3, 3, 3, 3, 1, 1, 2, 2},                    // 3 -> 3, dilated
       {1, 5, 100, 1, 2, 2, 3, 1, 1, 1, 1, Padding::EXPLICIT, {0, 2, 3, 1}},
       {1, 4, 66, 3, 1, 3, 3, 1, 1, 1, 1, Padding::VALID},   // 64 output columns
+      // Fewer channels than lanes on the output side only: a generic kernel's vectors run along
+      // the reduction's channels (a tail of 8 at 24) for tiles of 16 positions, which share them
+      // with unit column strides and test a stride's predicate each with one of 3.
+      {1, 6, 37, 3, 24, 3, 3},                                // input gradient: 3 <- 24
+      {1, 5, 50, 2, 20, 3, 3, 1, 3},                          // columns strided by 3
+      {1, 5, 40, 20, 3, 3, 3},                                // forward: 20 -> 3
   });
 }
 
