@@ -580,17 +580,16 @@ void sum_along_reduction(Halide::Stage reduced, const ReductionStage& stage, int
   reduced.split(stage.domain[0], outer, inner, lanes, TailStrategy::GuardWithIf);
   Func partial = reduced.rfactor(inner, lane);
   reduced.atomic().vectorize(inner);  // horizontal adds
+  const bool shared = unrolled && phases > 0;
   std::vector<VarOrRVar> order = {lane};
-  if (unrolled && phases > 1) {
+  if (shared) {
     partial.update().split(*unrolled, same, phase, phases).unroll(same).unroll(phase);
     order.emplace_back(same);
-  } else if (unrolled && phases == 1) {
-    order.emplace_back(*unrolled);
   }
   order.emplace_back(outer);
-  if (unrolled && phases == 0) order.emplace_back(*unrolled);
+  if (unrolled && !shared) order.emplace_back(*unrolled);
   for (int d = 1; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
-  if (unrolled && phases > 1) order.emplace_back(phase);
+  if (shared) order.emplace_back(phase);
   std::vector<Var> storage = {lane};
   for (const Var& v : partial.args()) {
     if (v.name() != lane.name()) storage.push_back(v);
@@ -600,7 +599,7 @@ void sum_along_reduction(Halide::Stage reduced, const ReductionStage& stage, int
       .vectorize(lane);
   partial.update().reorder(order).vectorize(lane);
   if (unrolled) partial.unroll(*unrolled);
-  if (unrolled && phases <= 1) partial.update().unroll(*unrolled);
+  if (unrolled && !shared) partial.update().unroll(*unrolled);
 }
 
 // Computes `staged` once, whole, before the kernel's reduction, or per iteration of loop level
