@@ -26,6 +26,10 @@ int64_t ceil_div(int64_t value, int64_t divisor) { return (value + divisor - 1) 
 // The channel counts of a thin image (RGB, grey) that generic kernels compile as constants.
 constexpr int kThinChannels[] = {3, 1};
 
+// The bytes of a generic filter gradient's register tile's slice of the output gradient, over
+// all its pixels, past which its block runs row by row (schedule_generic_register_tile()).
+constexpr int kBlockSlice = 256 * 1024;
+
 // Distances between rows, in floats, at which they fall in few sets of the L1 cache (64-byte
 // lines, 64 sets: rows 4 KiB apart share one set, rows 2 KiB apart two).
 constexpr int64_t kSetAliasing = 512;    // 2 KiB
@@ -88,13 +92,20 @@ void schedule_channel_vectors(const ReductionStage& stage, int lanes) {
   output.split(stage.dims[0], vo, vi, lanes, TailStrategy::GuardWithIf).vectorize(vi);
   const bool four_d = stage.dims.size() == 4;
   if (four_d) parallel_rows(output, stage);
-  acc.compute_at(output, four_d ? stage.dims[1] : vo);
+  // A row of channels alone (a bias gradient) is summed whole, all its vectors in turn per step
+  // of the reduction: independent adds, and the output gradient read in its stored order, where
+  // each vector's own sum over all the pixels was one chain of dependent adds, reading a vector
+  // per pixel. Each channel's sum runs in the same order. Measured on the Zen 5 EPYC (1 thread,
+  // convgen bench): res2_1x1's generic filter gradient (256 channels, 3136 pixels) spent 16% of
+  // its time in its bias gradient before.
+  acc.compute_at(four_d ? Halide::LoopLevel(output, stage.dims[1]) : Halide::LoopLevel::root());
 
   acc.vectorize(stage.acc_dims[0], lanes, TailStrategy::GuardWithIf);
   Var ao("acc_o"), ai("acc_i");
   std::vector<VarOrRVar> order = {ai};
+  if (!four_d) order.emplace_back(ao);
   for (int d = 0; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
-  order.emplace_back(ao);
+  if (four_d) order.emplace_back(ao);
   acc.update()
       .split(stage.acc_dims[0], ao, ai, lanes, TailStrategy::GuardWithIf)
       .vectorize(ai)
@@ -723,6 +734,14 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
 // res2 2.3 -> 1.7-1.8 and res4 2.2 -> 1.3-1.6 (they ran on one thread); res3_s2's input
 // gradient, one kernel against the other: 1.18x faster on 1 thread, 1.12x on 2; res4's and
 // res5's forward passes and res5's input gradient unchanged (0.93-1.05x).
+// A filter gradient's tile that would read more than kBlockSlice of the output gradient (its
+// vectors of channels over all the pixels) runs in a block: the tiles of a task's half sum into
+// one accumulator, in turn over each row of the output gradient, whose slice they then share
+// from the L1 cache, as a specialized kernel's accumulator block does with its chunks. Measured
+// on the Zen 5 EPYC (convgen bench, 1 thread, two runs of each build, new / old time, the
+// bias gradient's change in schedule_channel_vectors() included): res2_1x1's generic filter
+// gradient 0.63x, train_res3_n8's 0.71x, res2_3x3's 0.84x; on 2 threads the runs vary too much
+// to tell (0.8-1.4x).
 void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int vectors,
                                     int pixels, bool spread_tiles) {
   Func output = stage.output;
@@ -736,21 +755,50 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   Var aco("acc_c_o"), aci("acc_c_i"), axo("acc_x_o"), axi("acc_x_i");
   std::vector<VarOrRVar> order = {aci, aco, ax};
   for (int d = 0; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
+  // A filter gradient's tiles, which its accumulator holds one at a time (axo then runs once),
+  // or a block of them (Rung::by_rows, below), its tiles in turn over each row.
+  std::vector<VarOrRVar> tile_order = {aci, aco, axi}, row_order = {aci, aco, axi};
+  for (int d = 0; d < stage.domain.dimensions(); d++) {
+    tile_order.emplace_back(stage.domain[d]);
+    row_order.emplace_back(stage.domain[d]);
+    if (d == 0) row_order.emplace_back(axo);
+  }
+  tile_order.emplace_back(axo);
   std::vector<VarOrRVar> along_x = {axi};
   for (int d = 0; d < stage.domain.dimensions(); d++) along_x.emplace_back(stage.domain[d]);
   along_x.insert(along_x.end(), {axo, ac});
 
-  std::vector<std::pair<int, int>> rungs;  // (vectors, pixels)
-  for (int v = vectors; v >= 1; v /= 2) rungs.emplace_back(v, pixels);
+  std::vector<std::pair<int, int>> tiles;  // (vectors, pixels)
+  for (int v = vectors; v >= 1; v /= 2) tiles.emplace_back(v, pixels);
   // A narrow dimension 1: a filter gradient's 3 in-channels (an image's) as 3 positions (the
   // stem's generic filter gradient, 2 threads: 4.0-4.1 -> 2.0-2.1 ms, its specialized kernel
   // 0.9-1.1); as many accumulators in fewer positions; then one.
-  if (pixels > 3 && spread_tiles) rungs.emplace_back(vectors, 3);
-  if (pixels > 3) rungs.emplace_back(vectors * 2, pixels / 2);
-  if (pixels > 1) rungs.emplace_back(vectors, 1);
+  if (pixels > 3 && spread_tiles) tiles.emplace_back(vectors, 3);
+  if (pixels > 3) tiles.emplace_back(vectors * 2, pixels / 2);
+  if (pixels > 1) tiles.emplace_back(vectors, 1);
   auto whole = [&](int v, int p) {
     return out.dim(0).extent() >= v * lanes && out.dim(1).extent() >= p;
   };
+  // Each tile, where the output has a whole one. A filter gradient's tile whose slice of the
+  // output gradient over all its pixels outgrows kBlockSlice runs in a block of tiles (a task's
+  // block of channels and half of its positions, where that is several tiles), the block's
+  // tiles in turn over each row of the output gradient, so that they share the row's slice from
+  // the L1 cache; each output's sum runs in the same order.
+  struct Rung {
+    int vectors, pixels;
+    Halide::Expr when;
+    bool by_rows;
+  };
+  std::vector<Rung> rungs;
+  for (const auto& [v, p] : tiles) {
+    if (spread_tiles) {
+      Halide::Expr slice = Halide::cast<int64_t>(v * lanes * 4);
+      for (int d = 0; d < stage.domain.dimensions(); d++) slice *= stage.domain[d].extent();
+      const Halide::Expr several_tiles = out.dim(1).extent() > 2 * p;  // per half
+      rungs.push_back({v, p, whole(v, p) && several_tiles && slice > kBlockSlice, true});
+    }
+    rungs.push_back({v, p, whole(v, p), false});
+  }
   // Fewer channels than a vector's lanes over a reduction whose innermost dimension has at least
   // a vector's (the input gradient of a 3-channel image sums over the 64 channels of the layer
   // above; an edge filter's gradient over the image's columns): vectors along that dimension, as
@@ -809,13 +857,18 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
             .reorder(dense_x);
       }
     }
-    for (const auto& [v, p] : rungs) {
-      update.specialize(whole(v, p))
-          .split(ac, aco, aci, lanes)
-          .vectorize(aci)
-          .unroll(aco)
-          .unroll(ax)
-          .reorder(order);
+    for (const Rung& r : rungs) {
+      Halide::Stage s = update.specialize(r.when)
+                            .split(ac, aco, aci, lanes)
+                            .vectorize(aci)
+                            .unroll(aco);
+      if (spread_tiles) {
+        s.split(ax, axo, axi, r.pixels, TailStrategy::GuardWithIf)
+            .unroll(axi)
+            .reorder(r.by_rows ? row_order : tile_order);
+      } else {
+        s.unroll(ax).reorder(order);
+      }
     }
     for (int p : reduction_positions) {
       // A sum over the columns of such an image (an edge filter's gradient): its loads along
@@ -863,7 +916,7 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     std::vector<VarOrRVar> phase_order = {aci, aco, axq};
     for (int d = 0; d < stage.domain.dimensions(); d++) phase_order.emplace_back(stage.domain[d]);
     phase_order.emplace_back(axp);
-    for (const auto& [v, p] : rungs) {
+    for (const auto& [v, p] : tiles) {
       periodic->specialize(whole(v, 2 * p))
           .split(ac, aco, aci, lanes)
           .vectorize(aci)
@@ -892,13 +945,21 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   }
   // A branch's tiles of `width` positions, each block of channels of a task's rows (and, spread,
   // each half of its positions) a task of its own.
-  auto tasks_of = [&](Halide::Stage s, const Halide::Expr& width) {
+  // A block (Rung::by_rows) is one accumulator: it is computed at xo, which then runs once around
+  // the block's tiles.
+  auto tasks_of = [&](Halide::Stage s, const Halide::Expr& width, bool block = false) {
     if (spread_tiles) {
-      Var half("x_half");
+      Var half("x_half"), xt("x_t");
       const Halide::Expr blocks = (out.dim(1).extent() + width - 1) / width;
-      s.split(xo, half, xo, (blocks + 1) / 2, TailStrategy::GuardWithIf)
-          .reorder(ci, xi, xo, tasks.row, half, co, tasks.task)
-          .fuse(half, co, co);
+      if (block) {
+        s.split(xo, half, xt, (blocks + 1) / 2, TailStrategy::GuardWithIf)
+            .split(half, half, xo, 1)
+            .reorder(ci, xi, xt, xo, tasks.row, half, co, tasks.task);
+      } else {
+        s.split(xo, half, xo, (blocks + 1) / 2, TailStrategy::GuardWithIf)
+            .reorder(ci, xi, xo, tasks.row, half, co, tasks.task);
+      }
+      s.fuse(half, co, co);
     } else {
       s.reorder(ci, xi, xo, tasks.row, co, tasks.task);
     }
@@ -906,19 +967,21 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     return s;
   };
   // A rung's tiles, `v` vectors of channels by `width` positions, where `condition` holds.
-  auto rung = [&](const Halide::Expr& condition, int v, int width) {
+  auto rung = [&](const Halide::Expr& condition, int v, int width, bool by_rows) {
     tasks_of(output.specialize(condition)
                  .split(c, co, ci, v * lanes, TailStrategy::ShiftInwards)
                  .split(x, xo, xi, width, TailStrategy::ShiftInwards),
-             width)
+             width, by_rows)
         .split(ci, ci, cv, lanes)
         .vectorize(cv);
-    acc.specialize(condition).split(ac, aco, aci, lanes).vectorize(aci).unroll(aco).unroll(ax);
+    Halide::Stage init = acc.specialize(condition).split(ac, aco, aci, lanes).vectorize(aci);
+    init.unroll(aco);
+    if (!spread_tiles) init.unroll(ax);
   };
   if (stage.period_two.defined()) {
-    for (const auto& [v, p] : rungs) rung(stage.period_two && whole(v, 2 * p), v, 2 * p);
+    for (const auto& [v, p] : tiles) rung(stage.period_two && whole(v, 2 * p), v, 2 * p, false);
   }
-  for (const auto& [v, p] : rungs) rung(whole(v, p), v, p);
+  for (const Rung& r : rungs) rung(r.when, r.vectors, r.pixels, r.by_rows);
   for (int p : reduction_positions) {
     tasks_of(output.specialize(along_reduction(p))
                  .split(c, co, ci, 1)

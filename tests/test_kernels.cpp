@@ -109,6 +109,16 @@ TEST_CASE("kernels match the reference on wide images with few channels", "[kern
   });
 }
 
+TEST_CASE("kernels match the reference on filter gradients over many pixels", "[kernels]") {
+  // A generic filter gradient whose tiles would each read more of the output gradient than the
+  // L1 cache holds sums blocks of them, row by row: halves of two and three tiles, the last one
+  // of a block partial (23 in-channels).
+  check_all_kernels({
+      {1, 96, 96, 23, 64, 1, 1},         // 9216 pixels: blocks on every ISA
+      {2, 130, 70, 13, 32, 3, 3, 2, 2},  // 4550 pixels, strided: on AVX2 and AVX-512
+  });
+}
+
 TEST_CASE("kernels match the reference with a column stride of 2", "[kernels]") {
   // A generic input gradient then runs tiles of positions of one phase (every other column),
   // twice as wide as its other tiles: channel tails, widths they do not divide, dilated and
