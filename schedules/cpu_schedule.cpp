@@ -789,11 +789,12 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     Halide::Expr when;
     bool by_rows;
   };
+  Halide::Expr steps = Halide::cast<int64_t>(1);  // the reduction's
+  for (int d = 0; d < stage.domain.dimensions(); d++) steps *= stage.domain[d].extent();
   std::vector<Rung> rungs;
   for (const auto& [v, p] : tiles) {
     if (spread_tiles) {
-      Halide::Expr slice = Halide::cast<int64_t>(v * lanes * 4);
-      for (int d = 0; d < stage.domain.dimensions(); d++) slice *= stage.domain[d].extent();
+      const Halide::Expr slice = steps * (v * lanes * 4);
       const Halide::Expr several_tiles = out.dim(1).extent() > 2 * p;  // per half
       rungs.push_back({v, p, whole(v, p) && several_tiles && slice > kBlockSlice, true});
     }
@@ -950,16 +951,16 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   auto tasks_of = [&](Halide::Stage s, const Halide::Expr& width, bool block = false) {
     if (spread_tiles) {
       Var half("x_half"), xt("x_t");
+      const Var tiles_loop = block ? xt : xo;
       const Halide::Expr blocks = (out.dim(1).extent() + width - 1) / width;
+      s.split(xo, half, tiles_loop, (blocks + 1) / 2, TailStrategy::GuardWithIf);
+      std::vector<VarOrRVar> loops = {ci, xi, tiles_loop};
       if (block) {
-        s.split(xo, half, xt, (blocks + 1) / 2, TailStrategy::GuardWithIf)
-            .split(half, half, xo, 1)
-            .reorder(ci, xi, xt, xo, tasks.row, half, co, tasks.task);
-      } else {
-        s.split(xo, half, xo, (blocks + 1) / 2, TailStrategy::GuardWithIf)
-            .reorder(ci, xi, xo, tasks.row, half, co, tasks.task);
+        s.split(half, half, xo, 1);
+        loops.emplace_back(xo);
       }
-      s.fuse(half, co, co);
+      loops.insert(loops.end(), {tasks.row, half, co, tasks.task});
+      s.reorder(loops).fuse(half, co, co);
     } else {
       s.reorder(ci, xi, xo, tasks.row, co, tasks.task);
     }
