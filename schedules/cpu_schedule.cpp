@@ -26,9 +26,13 @@ int64_t ceil_div(int64_t value, int64_t divisor) { return (value + divisor - 1) 
 // The channel counts of a thin image (RGB, grey) that generic kernels compile as constants.
 constexpr int kThinChannels[] = {3, 1};
 
-// The bytes of a generic filter gradient's register tile's slice of the output gradient, over
-// all its pixels, past which its block runs row by row (schedule_generic_register_tile()).
+// The bytes of a generic register tile's slice of its vector operand over the whole reduction
+// past which tiles run in blocks (schedule_generic_register_tile()): a filter gradient's output
+// gradient over all its pixels; a forward pass's or input gradient's filter over all its taps
+// and channels, past the L2 cache (1 MiB a core on the Zen 5 EPYC), and its chunks of channels.
 constexpr int kBlockSlice = 256 * 1024;
+constexpr int kTapBlockSlice = 1024 * 1024;
+constexpr int kTapBlockChunk = 64;
 
 // Distances between rows, in floats, at which they fall in few sets of the L1 cache (64-byte
 // lines, 64 sets: rows 4 KiB apart share one set, rows 2 KiB apart two).
@@ -60,7 +64,8 @@ int64_t nearest_divisor(int64_t extent, int64_t target) {
 // the thread pool hands out one task at a time under a lock, which a narrow output's rows (the
 // edge layer's, 2 µs of work each) would make the bottleneck. A task's rows lie in one image,
 // so that what is computed per task covers just their rows. Returns the tasks' loop and the
-// rows' loop inside it.
+// rows' loop inside it. `rows`, where defined, replaces task_rows() as the rows of a task.
+// `output` is the output or one of its specializations.
 constexpr int kTasks = 32;
 struct TaskRows {
   Var task, row;
@@ -74,9 +79,10 @@ T task_rows(const T& height, const T& batch) {
   return min(max(T(height * batch / kTasks), T(1)), height);
 }
 
-TaskRows parallel_rows(Func output, const ReductionStage& stage) {
-  const Halide::OutputImageParam out = output.output_buffer();
-  const Halide::Expr rows = task_rows(out.dim(2).extent(), out.dim(3).extent());
+TaskRows parallel_rows(Halide::Stage output, const ReductionStage& stage,
+                       Halide::Expr rows = {}) {
+  const Halide::OutputImageParam out = stage.output.output_buffer();
+  if (!rows.defined()) rows = task_rows(out.dim(2).extent(), out.dim(3).extent());
   Var task("task"), row("row");
   output.split(stage.dims[2], task, row, rows, TailStrategy::ShiftInwards)
       .fuse(task, stage.dims[3], task)
@@ -293,14 +299,15 @@ void schedule_reduction_lanes(const ReductionStage& stage, int lanes, int64_t re
 // Schedules `copy`, stored along storage[0], of a `source` stored along storage[1] (its args
 // innermost-first as stored), in blocks of lanes x lanes: each block is loaded as vectors along
 // storage[1] and transposed in registers (the block transpose of Halide's performance tests),
-// rather than gathered one element per lane. Partial blocks at the edges are guarded.
+// rather than gathered one element per lane. Partial blocks at the edges are guarded. The
+// caller orders the blocks (compute_staged(): along the source's rows).
 void transpose_blocks(Func copy, const Func& source, const std::vector<Var>& storage, int lanes) {
   Var ci("pack_c"), ki("pack_k");
   copy.tile(storage[0], storage[1], ci, ki, lanes, lanes, TailStrategy::GuardWithIf)
       .vectorize(ci)
       .unroll(ki);
   Func block = Func(source).in(copy);
-  block.compute_at(copy, storage[0])
+  block.compute_at(copy, storage[1])
       .store_in(Halide::MemoryType::Stack)  // a generic kernel's blocks have no constant size
       .vectorize(block.args()[0], lanes, TailStrategy::GuardWithIf)
       .unroll(block.args()[1], lanes, TailStrategy::GuardWithIf);
@@ -694,6 +701,13 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
       f.split(storage[1], blocks, storage[1], kBlock / lanes, TailStrategy::GuardWithIf)
           .fuse(blocks, rows, rows);
     }
+    // A transposed copy's blocks in turn along lanes rows of its source, which it then reads as
+    // that many streams of whole lines, rather than across all of them, a line of each row in
+    // turn (rows often a multiple of 2 KiB apart, in few sets of the L1 cache). Measured on the
+    // Zen 5 EPYC (convgen bench, two runs each, 2 threads; 1 thread in brackets): res5's generic
+    // input gradient, its 9.4 MB filter transposed per call, 1.88-2.06 -> 1.21-1.43 ms
+    // (3.81-4.29 -> 2.53-2.70).
+    if (staged.source.defined()) f.reorder(storage[1], storage[0]);
     in_tasks(f);
   }
   if (narrow && planar && staged.interleaved.defined() && staged.inner_extent > 1) {
@@ -742,6 +756,14 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
 // bias gradient's change in schedule_channel_vectors() included): res2_1x1's generic filter
 // gradient 0.63x, train_res3_n8's 0.71x, res2_3x3's 0.84x; on 2 threads the runs vary too much
 // to tell (0.8-1.4x).
+// A forward pass's or input gradient's largest tile whose slice of the filter (its vectors of
+// channels over all the taps and reduced channels) outgrows the L2 cache (kTapBlockSlice) runs
+// in a block of a whole image, a task per block of channels: its rows of tiles sum into one
+// accumulator, in turn over each chunk of kTapBlockChunk channels of each tap, whose slice they
+// then share from the L1 cache. Measured on the Zen 5 EPYC (convgen bench, two runs of each
+// build): res5's generic forward pass, whose tiles each streamed a 1.2 MB slice from the L3
+// cache, 2.04-2.49 -> 1.08-1.22 ms on 2 threads, 2.29-2.57 -> 1.58-1.66 on 1; past 256 KiB
+// instead, res4's (a 590 KB slice, in the L2 cache) ran slower, 1.15-1.31 -> 1.42-1.77 ms on 1.
 void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int vectors,
                                     int pixels, bool spread_tiles) {
   Func output = stage.output;
@@ -751,16 +773,22 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   const Var& ac = stage.acc_dims[0];
   const Var& ax = stage.acc_dims[1];
   const Halide::OutputImageParam out = output.output_buffer();
-  Var co("c_o"), ci("c_i"), cv("c_v"), xo("x_o"), xi("x_i");
+  Var co("c_o"), ci("c_i"), cv("c_v"), xo("x_o"), xi("x_i"), xt("x_t");
   Var aco("acc_c_o"), aci("acc_c_i"), axo("acc_x_o"), axi("acc_x_i");
   std::vector<VarOrRVar> order = {aci, aco, ax};
   for (int d = 0; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
-  // A filter gradient's tiles, which its accumulator holds one at a time (axo then runs once),
-  // or a block of them (Rung::by_rows, below), its tiles in turn over each row.
+  // A tile, which its accumulator holds one at a time (axo then runs once); or a block of them
+  // (Rung::block, below): a filter gradient's tiles in turn over each row, a forward pass's or
+  // input gradient's rows of tiles in turn over each chunk of kTapBlockChunk channels of each
+  // tap. Every update splits its positions in tiles, since Halide compiles it for the
+  // accumulators of every rung, blocks included.
   std::vector<VarOrRVar> tile_order = {aci, aco, axi}, row_order = {aci, aco, axi};
+  RVar rco("r_c_o"), rci("r_c_i");
+  std::vector<VarOrRVar> tap_order = {aci, aco, axi, rci, axo, stage.acc_dims[2], rco};
   for (int d = 0; d < stage.domain.dimensions(); d++) {
     tile_order.emplace_back(stage.domain[d]);
     row_order.emplace_back(stage.domain[d]);
+    if (d > 0) tap_order.emplace_back(stage.domain[d]);
     if (d == 0) row_order.emplace_back(axo);
   }
   tile_order.emplace_back(axo);
@@ -779,24 +807,29 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   auto whole = [&](int v, int p) {
     return out.dim(0).extent() >= v * lanes && out.dim(1).extent() >= p;
   };
-  // Each tile, where the output has a whole one. A filter gradient's tile whose slice of the
-  // output gradient over all its pixels outgrows kBlockSlice runs in a block of tiles (a task's
-  // block of channels and half of its positions, where that is several tiles), the block's
-  // tiles in turn over each row of the output gradient, so that they share the row's slice from
-  // the L1 cache; each output's sum runs in the same order.
+  // Each tile, where the output has a whole one. A tile whose slice of the vector operand over
+  // the whole reduction outgrows the cache runs in a block of tiles that share one accumulator,
+  // so that they share the slice's parts from the L1 cache; each output's sum runs in the same
+  // order. A filter gradient's block (its slice over kBlockSlice) is a task's block of channels
+  // and half of its positions, where that is several tiles, its tiles in turn over each row of
+  // the output gradient. A forward pass's or input gradient's (the largest tile's slice over
+  // kTapBlockSlice: in the L2 cache, the tiles ran as fast) is a block of channels of a whole
+  // image, a task, its tiles in turn over each chunk of kTapBlockChunk channels of each tap.
   struct Rung {
     int vectors, pixels;
     Halide::Expr when;
-    bool by_rows;
+    bool block;
   };
   Halide::Expr steps = Halide::cast<int64_t>(1);  // the reduction's
   for (int d = 0; d < stage.domain.dimensions(); d++) steps *= stage.domain[d].extent();
   std::vector<Rung> rungs;
+  const auto slice_over = [&](int v, int bytes) { return steps * (v * lanes * 4) > bytes; };
   for (const auto& [v, p] : tiles) {
     if (spread_tiles) {
-      const Halide::Expr slice = steps * (v * lanes * 4);
       const Halide::Expr several_tiles = out.dim(1).extent() > 2 * p;  // per half
-      rungs.push_back({v, p, whole(v, p) && several_tiles && slice > kBlockSlice, true});
+      rungs.push_back({v, p, whole(v, p) && several_tiles && slice_over(v, kBlockSlice), true});
+    } else if (rungs.empty()) {
+      rungs.push_back({v, p, whole(v, p) && slice_over(v, kTapBlockSlice), true});
     }
     rungs.push_back({v, p, whole(v, p), false});
   }
@@ -863,13 +896,12 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
                             .split(ac, aco, aci, lanes)
                             .vectorize(aci)
                             .unroll(aco);
-      if (spread_tiles) {
-        s.split(ax, axo, axi, r.pixels, TailStrategy::GuardWithIf)
-            .unroll(axi)
-            .reorder(r.by_rows ? row_order : tile_order);
-      } else {
-        s.unroll(ax).reorder(order);
+      if (r.block && !spread_tiles) {
+        s.split(stage.domain[0], rco, rci, kTapBlockChunk, TailStrategy::GuardWithIf);
       }
+      s.split(ax, axo, axi, r.pixels, TailStrategy::GuardWithIf)
+          .unroll(axi)
+          .reorder(!r.block ? tile_order : spread_tiles ? row_order : tap_order);
     }
     for (int p : reduction_positions) {
       // A sum over the columns of such an image (an edge filter's gradient): its loads along
@@ -913,16 +945,17 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     schedule_update(*level, level == levels.rbegin(), general && predicated ? 0 : 1);
   }
   if (periodic) {
-    Var axq("acc_x_q"), axp("acc_x_p");
+    Var axr("acc_x_r"), axq("acc_x_q"), axp("acc_x_p");
     std::vector<VarOrRVar> phase_order = {aci, aco, axq};
     for (int d = 0; d < stage.domain.dimensions(); d++) phase_order.emplace_back(stage.domain[d]);
-    phase_order.emplace_back(axp);
+    phase_order.insert(phase_order.end(), {axp, axo});
     for (const auto& [v, p] : tiles) {
       periodic->specialize(whole(v, 2 * p))
           .split(ac, aco, aci, lanes)
           .vectorize(aci)
           .unroll(aco)
-          .split(ax, axq, axp, 2)
+          .split(ax, axo, axr, 2 * p, TailStrategy::GuardWithIf)  // one tile, as above
+          .split(axr, axq, axp, 2)
           .unroll(axq)
           .unroll(axp)
           .reorder(phase_order);
@@ -930,7 +963,6 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     schedule_update(*periodic, false, 2);
   }
 
-  const TaskRows tasks = parallel_rows(output, stage);
   if (stage.vector_operand.func.defined()) {
     constexpr int kLine = 16;  // floats per cache line
     const Halide::Expr row = out.dim(0).extent();
@@ -946,11 +978,15 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   }
   // A branch's tiles of `width` positions, each block of channels of a task's rows (and, spread,
   // each half of its positions) a task of its own.
-  // A block (Rung::by_rows) is one accumulator: it is computed at xo, which then runs once around
-  // the block's tiles.
+  // A block (Rung::block) is one accumulator: it is computed at xo, which then runs once around
+  // the block's tiles (xt); a forward pass's or input gradient's around a whole image's rows too,
+  // a task's.
   auto tasks_of = [&](Halide::Stage s, const Halide::Expr& width, bool block = false) {
+    const bool image = block && !spread_tiles;
+    const TaskRows tasks =
+        parallel_rows(s, stage, image ? out.dim(2).extent() : Halide::Expr());
     if (spread_tiles) {
-      Var half("x_half"), xt("x_t");
+      Var half("x_half");
       const Var tiles_loop = block ? xt : xo;
       const Halide::Expr blocks = (out.dim(1).extent() + width - 1) / width;
       s.split(xo, half, tiles_loop, (blocks + 1) / 2, TailStrategy::GuardWithIf);
@@ -961,6 +997,8 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
       }
       loops.insert(loops.end(), {tasks.row, half, co, tasks.task});
       s.reorder(loops).fuse(half, co, co);
+    } else if (image) {
+      s.split(co, co, xo, 1).reorder(ci, xi, xt, tasks.row, xo, co, tasks.task);
     } else {
       s.reorder(ci, xi, xo, tasks.row, co, tasks.task);
     }
@@ -968,21 +1006,22 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     return s;
   };
   // A rung's tiles, `v` vectors of channels by `width` positions, where `condition` holds.
-  auto rung = [&](const Halide::Expr& condition, int v, int width, bool by_rows) {
+  auto rung = [&](const Halide::Expr& condition, int v, int width, bool block) {
+    const Var& tiles_loop = block && !spread_tiles ? xt : xo;
     tasks_of(output.specialize(condition)
                  .split(c, co, ci, v * lanes, TailStrategy::ShiftInwards)
-                 .split(x, xo, xi, width, TailStrategy::ShiftInwards),
-             width, by_rows)
+                 .split(x, tiles_loop, xi, width, TailStrategy::ShiftInwards),
+             width, block)
         .split(ci, ci, cv, lanes)
         .vectorize(cv);
     Halide::Stage init = acc.specialize(condition).split(ac, aco, aci, lanes).vectorize(aci);
     init.unroll(aco);
-    if (!spread_tiles) init.unroll(ax);
+    if (!spread_tiles && !block) init.unroll(ax);
   };
   if (stage.period_two.defined()) {
     for (const auto& [v, p] : tiles) rung(stage.period_two && whole(v, 2 * p), v, 2 * p, false);
   }
-  for (const Rung& r : rungs) rung(r.when, r.vectors, r.pixels, r.by_rows);
+  for (const Rung& r : rungs) rung(r.when, r.vectors, r.pixels, r.block);
   for (int p : reduction_positions) {
     tasks_of(output.specialize(along_reduction(p))
                  .split(c, co, ci, 1)
@@ -1006,7 +1045,8 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   acc.specialize(narrow).vectorize(ax, lanes);
   // Outputs smaller than one tile: guarded vectors of channels, a task's rows one task (their
   // guarded channel blocks as tasks would leave the accumulator's vectors without constant
-  // bounds).
+  // bounds). (The specializations above, made first, have their own tasks.)
+  parallel_rows(output, stage);
   output.split(c, co, ci, lanes, TailStrategy::GuardWithIf)
       .split(x, xo, xi, 1)
       .reorder(ci, xi, xo, co)
