@@ -119,6 +119,18 @@ TEST_CASE("kernels match the reference on filter gradients over many pixels", "[
   });
 }
 
+TEST_CASE("kernels match the reference on filters of many taps and channels", "[kernels]") {
+  // A generic forward pass or input gradient whose tiles would each read more of the filter than
+  // the L2 cache holds (on AVX-512) sums blocks of a whole image, in chunks of 64 channels of
+  // each tap: channels the chunks do not divide, a channel block shifted inwards, a partial last
+  // tile of each row, strides and dilations, two images.
+  check_all_kernels({
+      {1, 7, 9, 200, 70, 5, 5},               // the forward pass in blocks
+      {2, 8, 10, 200, 66, 5, 5, 2, 1, 1, 2},  // strided and dilated
+      {1, 6, 11, 70, 200, 5, 5},              // the input gradient in blocks
+  });
+}
+
 TEST_CASE("kernels match the reference with a column stride of 2", "[kernels]") {
   // A generic input gradient then runs tiles of positions of one phase (every other column),
   // twice as wide as its other tiles: channel tails, widths they do not divide, dilated and
