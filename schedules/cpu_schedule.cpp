@@ -64,7 +64,7 @@ int64_t nearest_divisor(int64_t extent, int64_t target) {
 // the thread pool hands out one task at a time under a lock, which a narrow output's rows (the
 // edge layer's, 2 µs of work each) would make the bottleneck. A task's rows lie in one image,
 // so that what is computed per task covers just their rows. Returns the tasks' loop and the
-// rows' loop inside it. `rows`, where defined, replaces task_rows() as the rows of a task.
+// rows' loop inside it. With `whole_images`, a task's rows are all of an image's.
 // `output` is the output or one of its specializations.
 constexpr int kTasks = 32;
 struct TaskRows {
@@ -80,9 +80,10 @@ T task_rows(const T& height, const T& batch) {
 }
 
 TaskRows parallel_rows(Halide::Stage output, const ReductionStage& stage,
-                       Halide::Expr rows = {}) {
+                       bool whole_images = false) {
   const Halide::OutputImageParam out = stage.output.output_buffer();
-  if (!rows.defined()) rows = task_rows(out.dim(2).extent(), out.dim(3).extent());
+  const Halide::Expr height = out.dim(2).extent();
+  const Halide::Expr rows = whole_images ? height : task_rows(height, out.dim(3).extent());
   Var task("task"), row("row");
   output.split(stage.dims[2], task, row, rows, TailStrategy::ShiftInwards)
       .fuse(task, stage.dims[3], task)
@@ -815,10 +816,13 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // the output gradient. A forward pass's or input gradient's (the largest tile's slice over
   // kTapBlockSlice: in the L2 cache, the tiles ran as fast) is a block of channels of a whole
   // image, a task, its tiles in turn over each chunk of kTapBlockChunk channels of each tap.
+  // A rung's tiles: each its own accumulator (none), a filter gradient's block (rows), or a
+  // forward pass's or input gradient's block of a whole image (image).
+  enum class Block { none, rows, image };
   struct Rung {
     int vectors, pixels;
     Halide::Expr when;
-    bool block;
+    Block block;
   };
   Halide::Expr steps = Halide::cast<int64_t>(1);  // the reduction's
   for (int d = 0; d < stage.domain.dimensions(); d++) steps *= stage.domain[d].extent();
@@ -827,11 +831,12 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   for (const auto& [v, p] : tiles) {
     if (spread_tiles) {
       const Halide::Expr several_tiles = out.dim(1).extent() > 2 * p;  // per half
-      rungs.push_back({v, p, whole(v, p) && several_tiles && slice_over(v, kBlockSlice), true});
+      rungs.push_back(
+          {v, p, whole(v, p) && several_tiles && slice_over(v, kBlockSlice), Block::rows});
     } else if (rungs.empty()) {
-      rungs.push_back({v, p, whole(v, p) && slice_over(v, kTapBlockSlice), true});
+      rungs.push_back({v, p, whole(v, p) && slice_over(v, kTapBlockSlice), Block::image});
     }
-    rungs.push_back({v, p, whole(v, p), false});
+    rungs.push_back({v, p, whole(v, p), Block::none});
   }
   // Fewer channels than a vector's lanes over a reduction whose innermost dimension has at least
   // a vector's (the input gradient of a 3-channel image sums over the 64 channels of the layer
@@ -896,12 +901,14 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
                             .split(ac, aco, aci, lanes)
                             .vectorize(aci)
                             .unroll(aco);
-      if (r.block && !spread_tiles) {
+      if (r.block == Block::image) {
         s.split(stage.domain[0], rco, rci, kTapBlockChunk, TailStrategy::GuardWithIf);
       }
       s.split(ax, axo, axi, r.pixels, TailStrategy::GuardWithIf)
           .unroll(axi)
-          .reorder(!r.block ? tile_order : spread_tiles ? row_order : tap_order);
+          .reorder(r.block == Block::none   ? tile_order
+                   : r.block == Block::rows ? row_order
+                                            : tap_order);
     }
     for (int p : reduction_positions) {
       // A sum over the columns of such an image (an edge filter's gradient): its loads along
@@ -981,23 +988,21 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // A block (Rung::block) is one accumulator: it is computed at xo, which then runs once around
   // the block's tiles (xt); a forward pass's or input gradient's around a whole image's rows too,
   // a task's.
-  auto tasks_of = [&](Halide::Stage s, const Halide::Expr& width, bool block = false) {
-    const bool image = block && !spread_tiles;
-    const TaskRows tasks =
-        parallel_rows(s, stage, image ? out.dim(2).extent() : Halide::Expr());
+  auto tasks_of = [&](Halide::Stage s, const Halide::Expr& width, Block block = Block::none) {
+    const TaskRows tasks = parallel_rows(s, stage, block == Block::image);
     if (spread_tiles) {
       Var half("x_half");
-      const Var tiles_loop = block ? xt : xo;
+      const Var tiles_loop = block == Block::rows ? xt : xo;
       const Halide::Expr blocks = (out.dim(1).extent() + width - 1) / width;
       s.split(xo, half, tiles_loop, (blocks + 1) / 2, TailStrategy::GuardWithIf);
       std::vector<VarOrRVar> loops = {ci, xi, tiles_loop};
-      if (block) {
+      if (block == Block::rows) {
         s.split(half, half, xo, 1);
         loops.emplace_back(xo);
       }
       loops.insert(loops.end(), {tasks.row, half, co, tasks.task});
       s.reorder(loops).fuse(half, co, co);
-    } else if (image) {
+    } else if (block == Block::image) {
       s.split(co, co, xo, 1).reorder(ci, xi, xt, tasks.row, xo, co, tasks.task);
     } else {
       s.reorder(ci, xi, xo, tasks.row, co, tasks.task);
@@ -1006,8 +1011,8 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     return s;
   };
   // A rung's tiles, `v` vectors of channels by `width` positions, where `condition` holds.
-  auto rung = [&](const Halide::Expr& condition, int v, int width, bool block) {
-    const Var& tiles_loop = block && !spread_tiles ? xt : xo;
+  auto rung = [&](const Halide::Expr& condition, int v, int width, Block block) {
+    const Var& tiles_loop = block == Block::image ? xt : xo;
     tasks_of(output.specialize(condition)
                  .split(c, co, ci, v * lanes, TailStrategy::ShiftInwards)
                  .split(x, tiles_loop, xi, width, TailStrategy::ShiftInwards),
@@ -1016,10 +1021,12 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
         .vectorize(cv);
     Halide::Stage init = acc.specialize(condition).split(ac, aco, aci, lanes).vectorize(aci);
     init.unroll(aco);
-    if (!spread_tiles && !block) init.unroll(ax);
+    if (!spread_tiles && block == Block::none) init.unroll(ax);
   };
   if (stage.period_two.defined()) {
-    for (const auto& [v, p] : tiles) rung(stage.period_two && whole(v, 2 * p), v, 2 * p, false);
+    for (const auto& [v, p] : tiles) {
+      rung(stage.period_two && whole(v, 2 * p), v, 2 * p, Block::none);
+    }
   }
   for (const Rung& r : rungs) rung(r.when, r.vectors, r.pixels, r.block);
   for (int p : reduction_positions) {
