@@ -816,9 +816,7 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // the output gradient. A forward pass's or input gradient's (the largest tile's slice over
   // kTapBlockSlice: in the L2 cache, the tiles ran as fast) is a block of channels of a whole
   // image, a task, its tiles in turn over each chunk of kTapBlockChunk channels of each tap.
-  // A rung's tiles: each its own accumulator (none), a filter gradient's block (rows), or a
-  // forward pass's or input gradient's block of a whole image (image).
-  enum class Block { none, rows, image };
+  enum class Block { none, rows, image };  // a tile alone; the two blocks above
   struct Rung {
     int vectors, pixels;
     Halide::Expr when;
