@@ -939,7 +939,12 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // predicate is tested once per tap and phase rather than per position, and none idles. (A
   // specialization starts from its stage's schedule so far: it is made first.) Measured on the
   // Zen 5 EPYC (2 threads, convgen bench, one build after the other, twice): res3_s2's generic
-  // input gradient 1.28-1.60 -> 1.13-1.17 ms (its specialized kernel: 0.69-0.80).
+  // input gradient 1.28-1.60 -> 1.13-1.17 ms (its specialized kernel: 0.69-0.80). The phases
+  // run as a loop, not unrolled: unrolled, the second phase's accumulators (4 x 5 on AVX-512)
+  // were live through the first phase's reduction beside its own, past the 32 registers, and
+  // every step of that reduction moved and spilled accumulators (res3_s2's generic input
+  // gradient, three runs of each build: 2.38-4.38 -> 1.35-1.58 ms on 1 thread, 1.10-1.39 ->
+  // 0.70-0.75 on 2).
   std::optional<Halide::Stage> periodic;
   if (stage.period_two.defined()) periodic = acc.update().specialize(stage.period_two);
   // Positions of a tile share the taps unless a predicate along them (a column stride other
@@ -962,7 +967,6 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
           .split(ax, axo, axr, 2 * p, TailStrategy::GuardWithIf)  // one tile, as above
           .split(axr, axq, axp, 2)
           .unroll(axq)
-          .unroll(axp)
           .reorder(phase_order);
     }
     schedule_update(*periodic, false, 2);
