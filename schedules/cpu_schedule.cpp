@@ -448,11 +448,17 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   // of 4 KiB, and would evict each other from the L1 cache's sets. A restaged operand (read in
   // another order than stored) is packed by gathers, or in blocks of lanes x lanes read along
   // the dimension it is stored along and transposed in registers (the block transpose of
-  // Halide's performance tests). A kernel for packed filters (FilterLayout::blocked) has no vector
-  // operand to pack: its filter already lies in the order the tiles read it, one contiguous stream
-  // per block of 16 channels (on the Zen 5 EPYC, 2 threads, res5: the forward pass 1.3-1.4x and
-  // the input gradient 1.46x faster than from HWIO, bitwise the same results with the same knobs;
-  // its tuned entries run the 3x3 and 1x1 layers at 74-98% of peak back to back).
+  // Halide's performance tests), the blocks in turn along lanes rows of the source, as a whole
+  // copy's (compute_staged()): across the rows, each block's lines of lanes rows were as many
+  // misses, a line of each row in turn (res4_1x1's input gradient, its 1 MB filter's rows 4 KiB
+  // apart, six runs of each build on the Zen 5 EPYC: 0.53-0.70 -> 0.49-0.58 ms on 1 thread,
+  // 0.28-0.37 -> 0.25-0.28 on 2; res5's, 512 rows 2 KiB apart, in the tuner's timing on 2
+  // threads: 186-211 -> 248-277 GFLOP/s, where gathers run at 222-238). A kernel for packed
+  // filters (FilterLayout::blocked) has no vector operand to pack: its filter already lies in
+  // the order the tiles read it, one contiguous stream per block of 16 channels (on the Zen 5
+  // EPYC, 2 threads, res5: the forward pass 1.3-1.4x and the input gradient 1.46x faster than
+  // from HWIO, bitwise the same results with the same knobs; its tuned entries run the 3x3 and
+  // 1x1 layers at 74-98% of peak back to back).
   if (stage.vector_operand.func.defined() && b.pack_slices) {
     const std::vector<Var>& storage = stage.vector_operand.storage;
     Func slice = Func(stage.vector_operand.func).in(acc);
@@ -468,6 +474,7 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
     const bool restaged = vector_operand_restaged(stage);
     if (b.transpose_packs && restaged) {
       transpose_blocks(slice, stage.vector_operand.func, storage, lanes);
+      slice.reorder(storage[1], storage[0]);
     } else {
       slice.vectorize(storage[0], lanes, TailStrategy::GuardWithIf);
     }
