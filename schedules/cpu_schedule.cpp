@@ -751,7 +751,9 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
 // specializations from `vectors` channel vectors down to one (and `vectors` of them by one
 // position, for a narrow dimension 1), each taken when the output has at least a whole tile;
 // tiles overlap at the edges (ShiftInwards: the last tile is moved back and recomputes a few
-// outputs, which are pure and identical), so every tile is whole and unrolled.
+// outputs, which are pure and identical), so every tile is whole and unrolled. (A specialized
+// kernel runs it too where no vector divides its channels, or where its output is narrower
+// than a vector in both innermost dimensions: schedule_cpu().)
 // Outputs with fewer channels than a vector's lanes run vectors along dimension 1; outputs
 // smaller than that, guarded single vectors. Each block of channels runs over a whole row of
 // positions, so that its slice of the vector operand (the filter) stays in the cache; the
@@ -1367,7 +1369,7 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
   // generic kernel's ladder starts from the knobs' tile. So does a specialized kernel's whose
   // channels no vector divides (40 or 72 of them on AVX-512, as in mobile networks): its tiles
   // then overlap at the end, as a generic kernel's. Guarded vectors of channels, one row of
-  // them per accumulator, took it 2-9x the generic kernel's time (Zen 5 EPYC, 2 threads,
+  // them per accumulator, took such kernels 2-9x the generic kernel's time (Zen 5 EPYC, 2 threads,
   // convgen verify: 28 x 28, 24 -> 40 channels, 3x3, NHWC: forward pass 0.619 ms against 0.153,
   // input gradient 0.939 against 0.099, filter gradient 0.771 against 0.094; 14 x 14, 40 -> 72,
   // 1x1: 0.026-0.071 against 0.018-0.026).
@@ -1430,8 +1432,9 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
     planar = true;
   } else if (stage.dims.size() == 4 && multiply_adds(stage) >= kLadderWork) {
     // A specialized output narrower than a vector in both its innermost dimensions (NCHW's
-    // columns and rows) that makes enough work: the generic ladder's narrow tiles, vectors
-    // along its channels. Measured on the Zen 5 EPYC (convgen verify, 2 threads): an NCHW
+    // columns and rows) that makes enough work: the generic ladder's tiles for narrow outputs
+    // (vectors along the reduction where it is long enough). Measured on the Zen 5 EPYC
+    // (convgen verify, 2 threads): an NCHW
     // forward pass of 14 x 15 outputs, 33 -> 50 channels, 3x3 (3.1 M multiply-adds) 0.726 ->
     // 0.222 ms; guarded vectors did better below (the test layers of 20-80 K multiply-adds
     // 1.2-1.4x faster, 8-35 µs: the ladder's tasks and copies cost more than they save there).
