@@ -1192,6 +1192,19 @@ Halide::RDom rfactored_domain(Func f) {
   return Halide::RDom(Halide::Internal::ReductionDomain(rvars));
 }
 
+// The partial sums of `stage`'s accumulator over `parts` parts of its rows (split_rows), whose
+// update takes the part as its last pure dimension; the accumulator then adds the parts in
+// order, a vector of channels at a time.
+Func partial_sums(const ReductionStage& stage, int parts, int lanes) {
+  Func acc = stage.accumulator;
+  RVar rows_inner;
+  Func partial = split_rows(acc.update(), stage.domain, parts, rows_inner);
+  ReductionStage merge = stage;
+  merge.domain = rfactored_domain(acc);
+  schedule_channel_vectors(merge, lanes);
+  return partial;
+}
+
 // A filter gradient's partial sums over `parts` parts of the output rows (split_rows), as the
 // stage a register tile then schedules: its output holds the partial sums, whole, with the part
 // as its last dimension, so that the parts' blocks run in parallel like any others. The parts
@@ -1201,14 +1214,9 @@ Halide::RDom rfactored_domain(Func f) {
 // EPYC (AVX-512, 2 threads, convgen bench before and after): res2's 3x3 filter gradient 0.894 ->
 // 0.725 ms (299 GFLOP/s, 67% of peak in the main job), the stem's 1.109 -> 0.859 (2.1x oneDNN).
 ReductionStage split_partial_sums(const ReductionStage& stage, int parts, int lanes) {
-  Func acc = stage.accumulator;
-  RVar rows_inner;
-  Func partial = split_rows(acc.update(), stage.domain, parts, rows_inner);
-  Func partials = partial.in(acc);
+  Func partial = partial_sums(stage, parts, lanes);
+  Func partials = partial.in(stage.accumulator);
   partials.compute_root();
-  ReductionStage merge = stage;
-  merge.domain = rfactored_domain(acc);
-  schedule_channel_vectors(merge, lanes);
   ReductionStage parted = stage;
   parted.output = partials;
   parted.dims = partials.args();
@@ -1237,9 +1245,7 @@ bool schedule_parted_sum(const ReductionStage& stage, int lanes) {
       multiply_adds(stage) < kPartedSum || constant_extent(stage.domain, 1) < kSumParts) {
     return false;
   }
-  Func acc = stage.accumulator;
-  RVar rows_inner;
-  Func partial = split_rows(acc.update(), stage.domain, kSumParts, rows_inner);
+  Func partial = partial_sums(stage, kSumParts, lanes);
   const std::vector<Var> args = partial.args();  // the channels, then the part
   const Var &c = args[0], &part = args[1];
   Var co("c_o"), ci("c_i");
@@ -1253,9 +1259,6 @@ bool schedule_parted_sum(const ReductionStage& stage, int lanes) {
       .vectorize(ci)
       .reorder(order)
       .parallel(part);
-  ReductionStage merge = stage;
-  merge.domain = rfactored_domain(acc);
-  schedule_channel_vectors(merge, lanes);
   return true;
 }
 
@@ -1374,6 +1377,10 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
   // input gradient 0.939 against 0.099, filter gradient 0.771 against 0.094; 14 x 14, 40 -> 72,
   // 1x1: 0.026-0.071 against 0.018-0.026).
   const Tile knobbed = knob_tile(knobs, target);
+  auto ladder = [&] {
+    schedule_generic_register_tile(stage, lanes, knobbed.vectors, knobbed.pixels,
+                                   kind == ReductionKind::pixels);
+  };
   Tile tile{0, knobbed.pixels};
   if (stage.dims.size() == 4 && stage.extents.size() == 4) {
     tile = specialized_tile(stage, knobs, lanes, target);
@@ -1407,8 +1414,7 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
     schedule_register_tile(tiled, lanes, b);
     restage_whole = b.restage_whole;
   } else if (stage.dims.size() == 4 && (stage.extents.empty() || !narrow(0))) {
-    schedule_generic_register_tile(stage, lanes, knobbed.vectors, knobbed.pixels,
-                                   kind == ReductionKind::pixels);
+    ladder();
   } else if (guarded_channels) {
     if (stage.extents.empty()) {
       // A generic sum of fewer channels than a vector's lanes over a wide reduction (the bias
@@ -1438,8 +1444,7 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
     // forward pass of 14 x 15 outputs, 33 -> 50 channels, 3x3 (3.1 M multiply-adds) 0.726 ->
     // 0.222 ms; guarded vectors did better below (the test layers of 20-80 K multiply-adds
     // 1.2-1.4x faster, 8-35 µs: the ladder's tasks and copies cost more than they save there).
-    schedule_generic_register_tile(stage, lanes, knobbed.vectors, knobbed.pixels,
-                                   kind == ReductionKind::pixels);
+    ladder();
   } else {
     schedule_channel_vectors(stage, lanes);  // everything is small: guarded vectors
     stage_padded = false;
