@@ -102,32 +102,41 @@ TaskRows parallel_rows(Halide::Stage output, const ReductionStage& stage,
   return {task, row};
 }
 
-// Guarded vectors of channels (dimension 0), one row of them per accumulator.
-void schedule_channel_vectors(const ReductionStage& stage, int lanes) {
+// Guarded vectors of channels (dimension 0), one row of them per accumulator: the output, and
+// the accumulator's initial values (channel_vector_update() schedules its update).
+void channel_vector_output(const ReductionStage& stage, int lanes) {
   Func output = stage.output;
   Func acc = stage.accumulator;
   Var vo("v_o"), vi("v_i");
   output.split(stage.dims[0], vo, vi, lanes, TailStrategy::GuardWithIf).vectorize(vi);
   const bool four_d = stage.dims.size() == 4;
   if (four_d) parallel_rows(output, stage);
-  // A row of channels alone (a bias gradient) is summed whole, all its vectors in turn per step
-  // of the reduction: independent adds, and the output gradient read in its stored order, where
-  // each vector's own sum over all the pixels was one chain of dependent adds, reading a vector
-  // per pixel. Each channel's sum runs in the same order. Measured on the Zen 5 EPYC (1 thread,
-  // convgen bench): res2_1x1's generic filter gradient (256 channels, 3136 pixels) spent 16% of
-  // its time in its bias gradient before.
   acc.compute_at(four_d ? Halide::LoopLevel(output, stage.dims[1]) : Halide::LoopLevel::root());
-
   acc.vectorize(stage.acc_dims[0], lanes, TailStrategy::GuardWithIf);
+}
+
+// `update` (the update of `stage`'s accumulator, or a specialization of it) as guarded vectors
+// of channels. A row of channels alone (a bias gradient) is summed whole, all its vectors in
+// turn per step of the reduction: independent adds, and the output gradient read in its stored
+// order, where each vector's own sum over all the pixels was one chain of dependent adds, reading
+// a vector per pixel. Each channel's sum runs in the same order. Measured on the Zen 5 EPYC (1
+// thread, convgen bench): res2_1x1's generic filter gradient (256 channels, 3136 pixels) spent
+// 16% of its time in its bias gradient before.
+void channel_vector_update(Halide::Stage update, const ReductionStage& stage, int lanes) {
+  const bool four_d = stage.dims.size() == 4;
   Var ao("acc_o"), ai("acc_i");
   std::vector<VarOrRVar> order = {ai};
   if (!four_d) order.emplace_back(ao);
   for (int d = 0; d < stage.domain.dimensions(); d++) order.emplace_back(stage.domain[d]);
   if (four_d) order.emplace_back(ao);
-  acc.update()
-      .split(stage.acc_dims[0], ao, ai, lanes, TailStrategy::GuardWithIf)
+  update.split(stage.acc_dims[0], ao, ai, lanes, TailStrategy::GuardWithIf)
       .vectorize(ai)
       .reorder(order);
+}
+
+void schedule_channel_vectors(const ReductionStage& stage, int lanes) {
+  channel_vector_output(stage, lanes);
+  channel_vector_update(Func(stage.accumulator).update(), stage, lanes);
 }
 
 // Vectors along dimension 1 (positions) for a specialized output with fewer channels than a
@@ -1186,22 +1195,21 @@ Tile position_tile(const ReductionStage& stage, const KnobValues& knobs) {
 
 // The reduction domain of an update after rfactor, what remains of the original one, by the
 // names that schedule it (a split's RVar is named after its parent, "pixels$y.rows_i").
-Halide::RDom rfactored_domain(Func f) {
-  std::vector<Halide::Internal::ReductionVariable> rvars = f.update().get_schedule().rvars();
+Halide::RDom rfactored_domain(const Halide::Stage& update) {
+  std::vector<Halide::Internal::ReductionVariable> rvars = update.get_schedule().rvars();
   for (auto& rvar : rvars) rvar.var = rvar.var.substr(rvar.var.rfind('.') + 1);
   return Halide::RDom(Halide::Internal::ReductionDomain(rvars));
 }
 
-// The partial sums of `stage`'s accumulator over `parts` parts of its rows (split_rows), whose
-// update takes the part as its last pure dimension; the accumulator then adds the parts in
-// order, a vector of channels at a time.
-Func partial_sums(const ReductionStage& stage, int parts, int lanes) {
-  Func acc = stage.accumulator;
+// The partial sums of `update` (the update of `stage`'s accumulator, or a specialization of it)
+// over `parts` parts of its rows (split_rows), whose update takes the part as its last pure
+// dimension; `update` then adds the parts in order, a vector of channels at a time.
+Func partial_sums(const ReductionStage& stage, Halide::Stage update, int parts, int lanes) {
   RVar rows_inner;
-  Func partial = split_rows(acc.update(), stage.domain, parts, rows_inner);
+  Func partial = split_rows(update, stage.domain, parts, rows_inner);
   ReductionStage merge = stage;
-  merge.domain = rfactored_domain(acc);
-  schedule_channel_vectors(merge, lanes);
+  merge.domain = rfactored_domain(update);
+  channel_vector_update(update, merge, lanes);
   return partial;
 }
 
@@ -1214,7 +1222,8 @@ Func partial_sums(const ReductionStage& stage, int parts, int lanes) {
 // EPYC (AVX-512, 2 threads, convgen bench before and after): res2's 3x3 filter gradient 0.894 ->
 // 0.725 ms (299 GFLOP/s, 67% of peak in the main job), the stem's 1.109 -> 0.859 (2.1x oneDNN).
 ReductionStage split_partial_sums(const ReductionStage& stage, int parts, int lanes) {
-  Func partial = partial_sums(stage, parts, lanes);
+  Func partial = partial_sums(stage, Func(stage.accumulator).update(), parts, lanes);
+  channel_vector_output(stage, lanes);
   Func partials = partial.in(stage.accumulator);
   partials.compute_root();
   ReductionStage parted = stage;
@@ -1223,42 +1232,58 @@ ReductionStage split_partial_sums(const ReductionStage& stage, int parts, int la
   parted.extents.push_back(parts);
   parted.accumulator = partial;
   parted.acc_dims = partial.args();
-  parted.domain = rfactored_domain(partial);
+  parted.domain = rfactored_domain(partial.update());
   return parted;
 }
 
-// A specialized row of a vector of channels or more alone (a bias gradient) summed over a
-// reduction of at least kPartedSum elements: partial sums over kSumParts parts of the rows
-// (split_rows), in parallel, each part's in its stored order, all the vectors of channels in
-// turn per step; then the parts added in order. The parts are fixed, so results do not depend
-// on the threads. Summed whole by the calling thread, the other idle, the bias gradient took
-// 8-15% of the calling thread's time in the filter gradients of res2_1x1 and the stem (3136 and
-// 12544 pixels of 256 and 64 channels) on 2 threads (perf, Zen 5 EPYC). In parts, ten runs of
-// each build side by side, median times: the stem's 0.858 -> 0.800 ms on 2 threads, res2_1x1's
-// 0.332 -> 0.314 (each run's new / old: median 0.95), 1 thread unchanged. As tasks of channels
-// instead, each over all the pixels, res2_1x1's ran 1.19x slower on 1 thread (one pass over all
-// the lines per task, reading a part of each).
+// A row of a vector of channels or more alone (a bias gradient) summed over a reduction of at
+// least kPartedSum elements: partial sums over kSumParts parts of the rows (split_rows), in
+// parallel, each part's in its stored order, all the vectors of channels in turn per step; then
+// the parts added in order. The parts depend only on the rows, so results do not depend on the
+// threads. A generic kernel's sum takes the parts where its run-time extents allow (a
+// specialization), else it is summed whole (schedule_channel_vectors). Summed whole by the
+// calling thread, the other idle, the bias gradient took 8-15% of the calling thread's time in
+// the filter gradients of res2_1x1 and the stem (3136 and 12544 pixels of 256 and 64 channels)
+// on 2 threads (perf, Zen 5 EPYC). In parts, ten runs of each build side by side, median times:
+// the stem's specialized filter gradient 0.858 -> 0.800 ms on 2 threads, res2_1x1's 0.332 ->
+// 0.314 (each run's new / old: median 0.95); eight runs of the generic kernels: res2_1x1's 0.78
+// -> 0.70 (median per run 0.91), the stem's 1.73 -> 1.60 (0.93), res2_3x3's 0.99 -> 0.92 (0.94);
+// 1 thread unchanged. As tasks of channels instead, each over all the pixels, res2_1x1's
+// specialized kernel ran 1.19x slower on 1 thread (one pass over all the lines per task,
+// reading a part of each).
 bool schedule_parted_sum(const ReductionStage& stage, int lanes) {
   constexpr int64_t kPartedSum = int64_t(1) << 18;  // elements: 1 MiB
   constexpr int kSumParts = 4;
-  if (stage.dims.size() != 1 || stage.extents.empty() || stage.extents[0] < lanes ||
-      multiply_adds(stage) < kPartedSum || constant_extent(stage.domain, 1) < kSumParts) {
+  if (stage.dims.size() != 1) return false;
+  Func acc = stage.accumulator;
+  Halide::Stage update = acc.update();
+  const bool generic = stage.extents.empty();
+  if (generic) {
+    const Halide::Expr channels = stage.output.output_buffer().dim(0).extent();
+    Halide::Expr elements = Halide::cast<int64_t>(channels);
+    for (int d = 0; d < stage.domain.dimensions(); d++) elements *= stage.domain[d].extent();
+    update = update.specialize(channels >= lanes && elements >= Halide::Expr(kPartedSum) &&
+                               stage.domain[1].extent() >= kSumParts);
+  } else if (stage.extents[0] < lanes || multiply_adds(stage) < kPartedSum ||
+             constant_extent(stage.domain, 1) < kSumParts) {
     return false;
   }
-  Func partial = partial_sums(stage, kSumParts, lanes);
+  Func partial = partial_sums(stage, update, kSumParts, lanes);
   const std::vector<Var> args = partial.args();  // the channels, then the part
   const Var &c = args[0], &part = args[1];
   Var co("c_o"), ci("c_i");
   std::vector<VarOrRVar> order = {ci, co};
-  const Halide::RDom steps = rfactored_domain(partial);
+  const Halide::RDom steps = rfactored_domain(partial.update());
   for (int d = 0; d < steps.dimensions(); d++) order.emplace_back(steps[d]);
   order.emplace_back(part);
-  partial.compute_root().vectorize(c, lanes, TailStrategy::GuardWithIf);
+  partial.compute_at(acc, Var::outermost()).vectorize(c, lanes, TailStrategy::GuardWithIf);
   partial.update()
       .split(c, co, ci, lanes, TailStrategy::GuardWithIf)
       .vectorize(ci)
       .reorder(order)
       .parallel(part);
+  channel_vector_output(stage, lanes);
+  if (generic) channel_vector_update(acc.update(), stage, lanes);  // the other extents
   return true;
 }
 
