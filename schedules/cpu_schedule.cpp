@@ -134,6 +134,7 @@ void channel_vector_update(Halide::Stage update, const ReductionStage& stage, in
       .reorder(order);
 }
 
+// Both, for the accumulator's update itself.
 void schedule_channel_vectors(const ReductionStage& stage, int lanes) {
   channel_vector_output(stage, lanes);
   channel_vector_update(Func(stage.accumulator).update(), stage, lanes);
@@ -1250,7 +1251,8 @@ ReductionStage split_partial_sums(const ReductionStage& stage, int parts, int la
 // -> 0.70 (median per run 0.91), the stem's 1.73 -> 1.60 (0.93), res2_3x3's 0.99 -> 0.92 (0.94);
 // 1 thread unchanged. As tasks of channels instead, each over all the pixels, res2_1x1's
 // specialized kernel ran 1.19x slower on 1 thread (one pass over all the lines per task,
-// reading a part of each).
+// reading a part of each). Returns whether it scheduled the whole stage: a generic kernel's
+// sum for the other extents is the caller's to schedule.
 bool schedule_parted_sum(const ReductionStage& stage, int lanes) {
   constexpr int64_t kPartedSum = int64_t(1) << 18;  // elements: 1 MiB
   constexpr int kSumParts = 4;
@@ -1282,8 +1284,8 @@ bool schedule_parted_sum(const ReductionStage& stage, int lanes) {
       .vectorize(ci)
       .reorder(order)
       .parallel(part);
+  if (generic) return false;
   channel_vector_output(stage, lanes);
-  if (generic) channel_vector_update(acc.update(), stage, lanes);  // the other extents
   return true;
 }
 
