@@ -68,13 +68,17 @@ class ConvGenerator : public Halide::Generator<T> {
   }
 
   // Defines the output buffer `out` (in the user's layout) from a canonical Func a(c, x, y, n).
+  // NCHW goes through a canonical copy of `a`, inline unless the schedule computes it
+  // (schedule_activation_output()).
   template <typename Output>
-  void define_activation_output(Output& out, const Halide::Func& a) const {
+  void define_activation_output(Output& out, const Halide::Func& a) {
     const ConvVars& v = vars;
     if (data_format == DataFormat::NHWC) {
       out(v.c, v.x, v.y, v.n) = a(v.c, v.x, v.y, v.n);
     } else {
-      out(v.x, v.y, v.c, v.n) = a(v.c, v.x, v.y, v.n);
+      canonical_output_ = Halide::Func(a.name() + "_canonical");
+      canonical_output_(v.c, v.x, v.y, v.n) = a(v.c, v.x, v.y, v.n);
+      out(v.x, v.y, v.c, v.n) = canonical_output_(v.c, v.x, v.y, v.n);
     }
   }
 
@@ -275,23 +279,43 @@ class ConvGenerator : public Halide::Generator<T> {
     return {dims.rbegin(), dims.rend()};
   }
 
+  // An activation output's values in canonical order (channels innermost), which a CPU schedule
+  // may compute in that order and transpose into the output's layout (NCHW): the Func, and the
+  // vector operand its register tile then loads (the filter, along the output's channels).
+  struct Canonical {
+    Halide::Func func;
+    schedules::Staged vector_operand;
+  };
+
   // Schedules output `out` (any layout) computed from reduction `a`, whose pure vars are `a_dims`
-  // in the same order as `out_dims` (innermost first).
+  // in the same order as `out_dims` (innermost first). With `canonical`, a CPU kernel whose
+  // register tiles vectorize the channels (schedules::tiles_channels(): a generic kernel, or one
+  // specialized for a vector of them or more) computes that instead and transposes it.
   void schedule_output(const Halide::Func& out, Tensor tensor,
                        const std::vector<Halide::Var>& out_dims, const Reduction& a,
                        const std::vector<Halide::Var>& a_dims,
                        const std::vector<schedules::Staged>& staged = {},
-                       const schedules::Staged& vector_operand = {}) {
+                       const schedules::Staged& vector_operand = {},
+                       const Canonical& canonical = {}) {
     if (this->get_auto_schedule()) {
       estimate_scalars();
       return;  // Halide's autoscheduler schedules the whole pipeline from the estimates
     }
     // The zero-padded inputs go with the first output scheduled (the one whose reduction reads
     // them: a filter gradient's, not the bias gradient's after it).
-    const schedules::ReductionStage stage{out, out_dims, known_extents(tensor), a.func, a_dims,
-                                          a.domain, staged, std::move(padded_), vector_operand,
-                                          std::move(common_case_), constant_period(a, a_dims),
-                                          period_two_, unit_columns_};
+    schedules::ReductionStage stage{out, out_dims, known_extents(tensor), a.func, a_dims,
+                                    a.domain, staged, padded_, vector_operand, common_case_,
+                                    constant_period(a, a_dims), period_two_, unit_columns_};
+    std::optional<schedules::ReductionStage> in_canonical_order;
+    if (canonical.func.defined()) {
+      const std::vector<int64_t>& e = stage.extents;  // columns, rows, channels, batch
+      const std::vector<Halide::Var> args = a.func.args();
+      in_canonical_order = schedules::ReductionStage{
+          canonical.func, canonical.func.args(), {}, a.func, args, a.domain, staged, padded_,
+          canonical.vector_operand, common_case_, constant_period(a, args), period_two_,
+          unit_columns_, out, out_dims};
+      if (!e.empty()) in_canonical_order->extents = {e[2], e[0], e[1], e[3]};
+    }
     padded_.clear();
     common_case_.clear();
     period_two_ = Halide::Expr();
@@ -312,6 +336,9 @@ class ConvGenerator : public Halide::Generator<T> {
         require_indexable_partial_sums(out, knobs["split_parts"]);
       }
       schedules::schedule_cuda(stage, kind, target, knobs);
+    } else if (in_canonical_order &&
+               schedules::tiles_channels(*in_canonical_order, target, knobs)) {
+      schedules::schedule_cpu(*in_canonical_order, kind, target, knobs);
     } else {
       schedules::schedule_cpu(stage, kind, target, knobs);
     }
@@ -380,9 +407,9 @@ class ConvGenerator : public Halide::Generator<T> {
     const std::vector<Halide::Var> args = a.func.args();  // canonical order: channel, x, y, n
     if (data_format == DataFormat::NHWC) {
       schedule_output(out, tensor, {v.c, v.x, v.y, v.n}, a, args, staged, filter);
-    } else {  // vectors along x: the filter is read one element at a time
+    } else {  // vectors along x, the filter read one element at a time, or transposed
       schedule_output(out, tensor, {v.x, v.y, v.c, v.n}, a, {args[1], args[2], args[0], args[3]},
-                      staged);
+                      staged, {}, {canonical_output_, filter});
     }
   }
 
@@ -401,6 +428,7 @@ class ConvGenerator : public Halide::Generator<T> {
   Halide::Expr period_two_;                // what period_two() said
   Halide::Expr unit_columns_;              // what unit_columns() said
   std::optional<Op> blocked_op_;           // what blocked() said
+  Halide::Func canonical_output_;          // what define_activation_output() made for NCHW
 };
 
 }  // namespace convgen

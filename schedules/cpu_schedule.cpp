@@ -70,6 +70,16 @@ int64_t nearest_divisor(int64_t extent, int64_t target) {
   return above * below < target * target ? above : below;
 }
 
+// The run-time extent of dimension `d` of a stage's output: the output buffer's, or, for a stage
+// in canonical order (ReductionStage::transposed), the kernel's output's along the same var.
+Halide::Expr output_extent(const ReductionStage& stage, int d) {
+  if (!stage.transposed.defined()) return stage.output.output_buffer().dim(d).extent();
+  const std::vector<Var>& dims = stage.transposed_dims;
+  const auto same = std::find_if(dims.begin(), dims.end(),
+                                 [&](const Var& v) { return v.same_as(stage.dims[size_t(d)]); });
+  return stage.transposed.output_buffer().dim(int(same - dims.begin())).extent();
+}
+
 // Parallel over the outermost two dimensions of a 4-d output (height and batch, or the filter's
 // rows and columns), which are independent units of work, in at most kTasks tasks of whole rows:
 // the thread pool hands out one task at a time under a lock, which a narrow output's rows (the
@@ -92,9 +102,8 @@ T task_rows(const T& height, const T& batch) {
 
 TaskRows parallel_rows(Halide::Stage output, const ReductionStage& stage,
                        bool whole_images = false) {
-  const Halide::OutputImageParam out = stage.output.output_buffer();
-  const Halide::Expr height = out.dim(2).extent();
-  const Halide::Expr rows = whole_images ? height : task_rows(height, out.dim(3).extent());
+  const Halide::Expr height = output_extent(stage, 2);
+  const Halide::Expr rows = whole_images ? height : task_rows(height, output_extent(stage, 3));
   Var task("task"), row("row");
   output.split(stage.dims[2], task, row, rows, TailStrategy::ShiftInwards)
       .fuse(task, stage.dims[3], task)
@@ -333,6 +342,19 @@ void transpose_blocks(Func copy, const Func& source, const std::vector<Var>& sto
       .store_in(Halide::MemoryType::Stack)  // a generic kernel's blocks have no constant size
       .vectorize(block.args()[0], lanes, TailStrategy::GuardWithIf)
       .unroll(block.args()[1], lanes, TailStrategy::GuardWithIf);
+}
+
+// The kernel's output of a stage computed in canonical order (ReductionStage::transposed): the
+// canonical values computed whole, then copied in blocks of lanes columns x lanes channels, each
+// loaded as vectors of channels and transposed in registers into vectors of columns, the rows
+// in parallel.
+void transpose_output(const ReductionStage& stage, int lanes) {
+  Func output = stage.transposed;
+  const std::vector<Var>& d = stage.transposed_dims;  // columns, rows, channels, batch
+  Func(stage.output).compute_root();
+  transpose_blocks(output, stage.output, {d[0], d[2]}, lanes);
+  Var rows("rows");
+  output.reorder(d[2], d[0], d[1], d[3]).fuse(d[1], d[3], rows).parallel(rows);
 }
 
 // Whether `staged` is the input the register tile loads as vectors.
@@ -803,7 +825,7 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   const Var& x = stage.dims[1];
   const Var& ac = stage.acc_dims[0];
   const Var& ax = stage.acc_dims[1];
-  const Halide::OutputImageParam out = output.output_buffer();
+  const Halide::Expr channels = output_extent(stage, 0), positions = output_extent(stage, 1);
   Var co("c_o"), ci("c_i"), cv("c_v"), xo("x_o"), xi("x_i"), xt("x_t");
   Var aco("acc_c_o"), aci("acc_c_i"), axo("acc_x_o"), axi("acc_x_i");
   std::vector<VarOrRVar> order = {aci, aco, ax};
@@ -836,7 +858,7 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   if (pixels > 3) tiles.emplace_back(vectors * 2, pixels / 2);
   if (pixels > 1) tiles.emplace_back(vectors, 1);
   auto whole = [&](int v, int p) {
-    return out.dim(0).extent() >= v * lanes && out.dim(1).extent() >= p;
+    return channels >= v * lanes && positions >= p;
   };
   // Each tile, where the output has a whole one. A tile whose slice of the vector operand over
   // the whole reduction outgrows the cache runs in a block of tiles that share one accumulator,
@@ -858,7 +880,7 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   const auto slice_over = [&](int v, int bytes) { return steps * (v * lanes * 4) > bytes; };
   for (const auto& [v, p] : tiles) {
     if (spread_tiles) {
-      const Halide::Expr several_tiles = out.dim(1).extent() > 2 * p;  // per half
+      const Halide::Expr several_tiles = positions > 2 * p;  // per half
       rungs.push_back(
           {v, p, whole(v, p) && several_tiles && slice_over(v, kBlockSlice), Block::rows});
     } else if (rungs.empty()) {
@@ -882,12 +904,11 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // position and step before; 15.0 -> 3.4-3.7 ms with 8 per phase (4.9 with 4; 2 threads).
   const int reduction_positions[] = {16, 8, 3, 1};
   auto along_reduction = [&](int p) {
-    return out.dim(0).extent() < lanes && stage.domain[0].extent() >= lanes &&
-           out.dim(1).extent() >= p;
+    return channels < lanes && stage.domain[0].extent() >= lanes && positions >= p;
   };
   // Fewer channels than a vector's lanes (an image's 3, an edge filter's 1): vectors along
   // dimension 1 instead, one channel at a time, so that no lane idles.
-  const Halide::Expr narrow = out.dim(0).extent() < lanes && out.dim(1).extent() >= lanes;
+  const Halide::Expr narrow = channels < lanes && positions >= lanes;
   // The same from a padded image of 3 channels or one (RGB or grey) with unit column strides
   // (from 4 vectors of positions on): its channel count then a constant, the loads along the
   // width are dense loads and shuffles, not gathers, and tiles of 4 vectors of positions sum
@@ -902,13 +923,14 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   const bool thin_images =
       stage.unit_columns.defined() && !stage.padded.empty() && stage.padded[0].extent.defined();
   std::vector<Halide::Expr> dense_narrow;
+  const Halide::Expr dense_rows = stage.transposed.defined()  // computed whole, dense
+                                      ? Halide::Internal::const_true()
+                                      : output.output_buffer().dim(1).stride() == channels;
   if (thin_images && !spread_tiles) {
     for (int n : kThinChannels) {
-      dense_narrow.push_back(out.dim(0).extent() < lanes &&
-                             out.dim(1).extent() >= kNarrowVectors * lanes &&
+      dense_narrow.push_back(channels < lanes && positions >= kNarrowVectors * lanes &&
                              stage.unit_columns && stage.padded[0].extent == n &&
-                             stage.domain[0].extent() == n &&
-                             out.dim(1).stride() == out.dim(0).extent());
+                             stage.domain[0].extent() == n && dense_rows);
     }
   }
 
@@ -1004,9 +1026,8 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
 
   if (stage.vector_operand.func.defined()) {
     constexpr int kLine = 16;  // floats per cache line
-    const Halide::Expr row = out.dim(0).extent();
-    const Halide::Expr lines = (row + kLine - 1) / kLine;
-    const Halide::Expr padded = Halide::select(row < kLine, row, (lines | 1) * kLine);
+    const Halide::Expr lines = (channels + kLine - 1) / kLine;
+    const Halide::Expr padded = Halide::select(channels < kLine, channels, (lines | 1) * kLine);
     const bool restaged = vector_operand_restaged(stage);
     Staged copy = stage.vector_operand;
     if (!restaged) {
@@ -1025,7 +1046,7 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     if (spread_tiles) {
       Var half("x_half");
       const Var tiles_loop = block == Block::rows ? xt : xo;
-      const Halide::Expr blocks = (out.dim(1).extent() + width - 1) / width;
+      const Halide::Expr blocks = (positions + width - 1) / width;
       s.split(xo, half, tiles_loop, (blocks + 1) / 2, TailStrategy::GuardWithIf);
       std::vector<VarOrRVar> loops = {ci, xi, tiles_loop};
       if (block == Block::rows) {
@@ -1103,6 +1124,11 @@ bool avx512(const Halide::Target& target) {
 // The target's vector registers.
 int vector_registers(const Halide::Target& target) {
   return avx512(target) || target.arch == Halide::Target::ARM ? 32 : 16;
+}
+
+// The lanes of the schedule's float vectors.
+int vector_lanes(const Halide::Target& target, const KnobValues& knobs) {
+  return target.natural_vector_size<float>() * knobs["vector_multiple"];
 }
 
 // A register tile: vectors of channels (dimension 0) x positions (dimension 1).
@@ -1389,9 +1415,16 @@ std::vector<Knob> cpu_knobs(const Halide::Target& target) {
   };
 }
 
+bool tiles_channels(const ReductionStage& stage, const Halide::Target& target,
+                    const KnobValues& knobs) {
+  return stage.dims.size() == 4 &&
+         (stage.extents.empty() || stage.extents[0] >= vector_lanes(target, knobs));
+}
+
 void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide::Target& target,
                   const KnobValues& knobs) {
-  const int lanes = target.natural_vector_size<float>() * knobs["vector_multiple"];
+  const int lanes = vector_lanes(target, knobs);
+  if (stage.transposed.defined()) transpose_output(stage, lanes);
   auto narrow = [&](size_t d) {
     return d < stage.extents.size() && stage.extents[d] < lanes;
   };

@@ -68,6 +68,12 @@ struct ReductionStage {
   // input's consecutive columns where it sums over them (a filter gradient's output gradient of
   // one channel); undefined when none is known.
   Halide::Expr unit_columns;
+  // When `output` is not the kernel's output but its values in canonical order (channels
+  // innermost, `dims` the accumulator's own), and the kernel's output stores them in another
+  // (NCHW): that output and its vars, innermost first. The schedule computes `output` whole and
+  // transposes it. Undefined otherwise.
+  Halide::Func transposed;
+  std::vector<Halide::Var> transposed_dims;
 };
 
 // What a reduction sums over, which decides how it is parallelized.
@@ -86,6 +92,11 @@ Halide::Func split_rows(const Halide::Stage& update, const Halide::RDom& domain,
 
 // The knobs of the CPU schedule, with their ranges and defaults for `target`.
 std::vector<Knob> cpu_knobs(const Halide::Target& target);
+
+// Whether schedule_cpu() runs `stage` as register tiles of vectors of dimension 0 (channels):
+// a generic stage's ladder of them, or a specialized stage with a vector of channels or more.
+bool tiles_channels(const ReductionStage& stage, const Halide::Target& target,
+                    const KnobValues& knobs);
 
 // A specialized kernel whose channels fill whole vectors runs a register tile (vectors of channels
 // x output positions, accumulators in registers) over an accumulator block in the L1 cache, the
