@@ -303,18 +303,22 @@ class ConvGenerator : public Halide::Generator<T> {
     }
     // The zero-padded inputs go with the first output scheduled (the one whose reduction reads
     // them: a filter gradient's, not the bias gradient's after it).
-    schedules::ReductionStage stage{out, out_dims, known_extents(tensor), a.func, a_dims,
-                                    a.domain, staged, padded_, vector_operand, common_case_,
-                                    constant_period(a, a_dims), period_two_, unit_columns_};
+    const schedules::ReductionStage stage{out, out_dims, known_extents(tensor), a.func, a_dims,
+                                          a.domain, staged, padded_, vector_operand, common_case_,
+                                          constant_period(a, a_dims), period_two_, unit_columns_};
+    // The same reduction with `canonical` as its output, in the accumulator's own order.
     std::optional<schedules::ReductionStage> in_canonical_order;
     if (canonical.func.defined()) {
+      schedules::ReductionStage& c = in_canonical_order.emplace(stage);
+      c.output = canonical.func;
+      c.dims = canonical.func.args();
+      c.acc_dims = a.func.args();
       const std::vector<int64_t>& e = stage.extents;  // columns, rows, channels, batch
-      const std::vector<Halide::Var> args = a.func.args();
-      in_canonical_order = schedules::ReductionStage{
-          canonical.func, canonical.func.args(), {}, a.func, args, a.domain, staged, padded_,
-          canonical.vector_operand, common_case_, constant_period(a, args), period_two_,
-          unit_columns_, out, out_dims};
-      if (!e.empty()) in_canonical_order->extents = {e[2], e[0], e[1], e[3]};
+      if (!e.empty()) c.extents = {e[2], e[0], e[1], e[3]};
+      c.vector_operand = canonical.vector_operand;
+      c.period = constant_period(a, c.acc_dims);
+      c.transposed = out;
+      c.transposed_dims = out_dims;
     }
     padded_.clear();
     common_case_.clear();
