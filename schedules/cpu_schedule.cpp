@@ -925,6 +925,17 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // Measured on the Zen 5 EPYC (2 threads, convgen bench, one build after the other): the edge
   // layer's generic forward pass 2.41 -> 1.07 ms, its input gradient 2.43 -> 0.96 (with
   // compute_staged()'s image rows, 0.35-0.40 and 0.25; its specialized kernels 0.11 and 0.06).
+  // Still 2.7-7x their specialized kernels' time (1 and 2 threads; perf, 1 thread): the input
+  // gradient's stores along the width, strided by its 3 channels, run one element at a time (29% of
+  // its samples), and its 4 accumulators per channel leave the multiply-adds latency bound; the
+  // forward pass deinterleaves its input's channels once per tap (24 shuffles to 12 multiply-adds),
+  // and its padded copy of the whole image takes a quarter of its time. All of a thin output's
+  // channels in one tile, stored interleaved as schedule_position_vectors() stores them, would need
+  // the accumulator stored positions first, which Halide sets for the whole Func, every rung of
+  // this ladder included; and Halide merges strided stores into interleaved ones only where their
+  // values load nothing from the buffer they store to, which an accumulator's update does (tried:
+  // the generic input gradient's code then extracted and stored 584 single elements, against 152).
+  // That takes a generic kernel of its own.
   constexpr int kNarrowVectors = 4;
   std::vector<VarOrRVar> dense_x = {axi, axo};
   for (int d = 0; d < stage.domain.dimensions(); d++) dense_x.emplace_back(stage.domain[d]);
@@ -1033,6 +1044,12 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
     schedule_update(*periodic, false, 2);
   }
 
+  // The vector operand read in its stored order (a forward pass's filter, a filter gradient's
+  // output gradient) is copied whole, its rows an odd number of cache lines apart. Copied per
+  // task instead, a filter gradient's (Zen 5 EPYC, convgen bench, two alternating runs of each
+  // build, generic kernels, per task / whole time on 2 threads): res2_1x1 0.77, res3_s2 0.88,
+  // res4_1x1 0.92, but res2_3x3 1.06, train_res3_n8 1.21 and the stem 2.07, whose tasks of one
+  // row of taps each copied all of their channels' gradient.
   if (stage.vector_operand.func.defined()) {
     constexpr int kLine = 16;  // floats per cache line
     const Halide::Expr lines = (channels + kLine - 1) / kLine;
