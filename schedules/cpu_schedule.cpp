@@ -918,39 +918,48 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // Fewer channels than a vector's lanes (an image's 3, an edge filter's 1): vectors along
   // dimension 1 instead, one channel at a time, so that no lane idles.
   const Halide::Expr narrow = channels < lanes && positions >= lanes;
-  // The same from a padded image of 3 channels or one (RGB or grey) with unit column strides
-  // (from 4 vectors of positions on): its channel count then a constant, the loads along the
-  // width are dense loads and shuffles, not gathers, and tiles of 4 vectors of positions sum
-  // independently (the output's row stride its channel count, as the runtime passes it).
+  // The same from a padded image of 3 channels or one (RGB or grey) with unit column strides (from
+  // 4 vectors of positions on): its channel count then a constant, the loads along the width are
+  // dense loads and shuffles, not gathers, and tiles of 8 vectors of positions (4 below 8 vectors)
+  // sum independently (the output's row stride its channel count, as the runtime passes it).
   // Measured on the Zen 5 EPYC (2 threads, convgen bench, one build after the other): the edge
   // layer's generic forward pass 2.41 -> 1.07 ms, its input gradient 2.43 -> 0.96 (with
-  // compute_staged()'s image rows, 0.35-0.40 and 0.25; its specialized kernels 0.11 and 0.06).
-  // Still 2.7-7x their specialized kernels' time (1 and 2 threads; perf, 1 thread): the input
-  // gradient's stores along the width, strided by its 3 channels, run one element at a time (29% of
-  // its samples), and its 4 accumulators per channel leave the multiply-adds latency bound; the
-  // forward pass deinterleaves its input's channels once per tap (24 shuffles to 12 multiply-adds),
-  // and its padded copy of the whole image takes a quarter of its time. All of a thin output's
-  // channels in one tile, stored interleaved as schedule_position_vectors() stores them, would need
-  // the accumulator stored positions first, which Halide sets for the whole Func, every rung of
-  // this ladder included; and Halide merges strided stores into interleaved ones only where their
-  // values load nothing from the buffer they store to, which an accumulator's update does (tried:
-  // the generic input gradient's code then extracted and stored 584 single elements, against 152).
-  // That takes a generic kernel of its own.
-  constexpr int kNarrowVectors = 4;
+  // compute_staged()'s image rows, 0.35-0.40 and 0.25; its specialized kernels 0.11 and 0.06);
+  // tiles of 8 vectors instead of 4, whose 4 accumulators per channel left the multiply-adds
+  // latency bound: the input gradient 0.85x the time on 1 thread, 0.75x on 2 (0.48 -> 0.37 ms), the
+  // forward pass unchanged (1.01x, 1.04x; four alternating runs of each build). Still 2.8-4.8x
+  // their specialized kernels' time (1 and 2 threads; perf, 1 thread, before the tiles of 8): the
+  // input gradient's stores along the width, strided by its 3 channels, run one element at a time
+  // (29% of its samples); the forward pass deinterleaves its input's channels once per tap (24
+  // shuffles to 12 multiply-adds), and its padded copy of the whole image takes a quarter of its
+  // time. All of a thin output's channels in one tile, stored interleaved as
+  // schedule_position_vectors() stores them, would need the accumulator stored positions first,
+  // which Halide sets for the whole Func, every rung of this ladder included; and Halide merges
+  // strided stores into interleaved ones only where their values load nothing from the buffer they
+  // store to, which an accumulator's update does (tried: the generic input gradient's code then
+  // extracted and stored 584 single elements, against 152). That takes a generic kernel of its own.
+  constexpr int kNarrowVectors[] = {8, 4};
   std::vector<VarOrRVar> dense_x = {axi, axo};
   for (int d = 0; d < stage.domain.dimensions(); d++) dense_x.emplace_back(stage.domain[d]);
   dense_x.emplace_back(ac);
   const bool thin_images =
       stage.unit_columns.defined() && !stage.padded.empty() && stage.padded[0].extent.defined();
-  std::vector<Halide::Expr> dense_narrow;
+  struct DenseNarrow {
+    Halide::Expr when;
+    int vectors;
+  };
+  std::vector<DenseNarrow> dense_narrow;
   const Halide::Expr dense_rows = stage.transposed.defined()  // computed whole, dense
                                       ? Halide::Internal::const_true()
                                       : output.output_buffer().dim(1).stride() == channels;
   if (thin_images && !spread_tiles) {
-    for (int n : kThinChannels) {
-      dense_narrow.push_back(channels < lanes && positions >= kNarrowVectors * lanes &&
-                             stage.unit_columns && stage.padded[0].extent == n &&
-                             stage.domain[0].extent() == n && dense_rows);
+    for (int v : kNarrowVectors) {
+      for (int n : kThinChannels) {
+        dense_narrow.push_back({channels < lanes && positions >= v * lanes &&
+                                    stage.unit_columns && stage.padded[0].extent == n &&
+                                    stage.domain[0].extent() == n && dense_rows,
+                                v});
+      }
     }
   }
 
@@ -958,8 +967,8 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // sum_along_reduction() for tiles that hold whole phases.
   auto schedule_update = [&](Halide::Stage update, bool innermost, int phases) {
     if (innermost) {
-      for (const Halide::Expr& condition : dense_narrow) {
-        update.specialize(condition)
+      for (const DenseNarrow& d : dense_narrow) {
+        update.specialize(d.when)
             .split(ax, axo, axi, lanes)
             .vectorize(axi)
             .unroll(axo)
@@ -1115,13 +1124,13 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
              p);
     acc.specialize(along_reduction(p)).unroll(ax);
   }
-  for (const Halide::Expr& condition : dense_narrow) {
-    tasks_of(output.specialize(condition)
+  for (const DenseNarrow& d : dense_narrow) {
+    tasks_of(output.specialize(d.when)
                  .split(c, co, ci, 1)
-                 .split(x, xo, xi, kNarrowVectors * lanes, TailStrategy::ShiftInwards),
-             kNarrowVectors * lanes)
+                 .split(x, xo, xi, d.vectors * lanes, TailStrategy::ShiftInwards),
+             d.vectors * lanes)
         .vectorize(xi, lanes);
-    acc.specialize(condition).vectorize(ax, lanes);
+    acc.specialize(d.when).vectorize(ax, lanes);
   }
   tasks_of(output.specialize(narrow)
                .split(c, co, ci, 1)

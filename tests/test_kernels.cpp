@@ -89,7 +89,8 @@ TEST_CASE("kernels match the reference on wide images with few channels", "[kern
   // Wider than a vector, with fewer channels than its lanes: a generic kernel vectorizes along
   // the width; a filter gradient with 3 in-channels takes the register tile of 3 positions.
   // From 4 vectors wide on, with unit column strides, images of 3 channels or one (read as
-  // constant strides, and tiles of 4 vectors whose last one overlaps the one before).
+  // constant strides, and tiles of 4 vectors, or 8 from 8 vectors wide on, whose last one
+  // overlaps the one before).
   check_all_kernels({
       {1, 7, 40, 3, 1, 3, 3},                                // an edge filter: 3 -> 1
       {2, 5, 37, 1, 3, 3, 5, 1, 2},                          // 1 -> 3, strided columns
@@ -100,6 +101,8 @@ TEST_CASE("kernels match the reference on wide images with few channels", "[kern
       {1, 8, 67, 3, 3, 3, 3, 1, 1, 2, 2},                    // 3 -> 3, dilated
       {1, 5, 100, 1, 2, 2, 3, 1, 1, 1, 1, Padding::EXPLICIT, {0, 2, 3, 1}},
       {1, 4, 66, 3, 1, 3, 3, 1, 1, 1, 1, Padding::VALID},   // 64 output columns
+      {1, 4, 131, 3, 1, 3, 3},                               // edge: tiles of 8 vectors
+      {1, 3, 140, 1, 3, 3, 3},                               // 1 -> 3, 140 columns
       // Fewer channels than lanes on the output side only: a generic kernel's vectors run along
       // the reduction's channels (a tail of 8 at 24) for tiles of 16 positions, which share them
       // with unit column strides and test a stride's predicate each with one of 3.
