@@ -46,6 +46,9 @@ class ConvGenerator : public Halide::Generator<T> {
   // FilterLayout::blocked) rather than as HWIO; specialized kernels of conv2d and
   // conv2d_backprop_input only.
   GeneratorParam<bool> blocked_filter{"blocked_filter", false};
+  // Whether the kernel is the generic one for thin outputs: NHWC forward passes and input
+  // gradients, fastest where the output has 3 channels or one (schedules::ReductionStage::thin).
+  GeneratorParam<bool> thin{"thin", false};
 
   // The geometry that buffer extents cannot tell: every kernel takes these, in this order, first.
   Input<int> stride_h{"stride_h"}, stride_w{"stride_w"};
@@ -212,7 +215,11 @@ class ConvGenerator : public Halide::Generator<T> {
     auto [c, w, h, n] = canonical_extents(b, data_format);
     const Halide::Region bounds = {{0, c}, {0, w}, {0, h}, {0, n}};
     const std::vector<int64_t> extents = known_extents(tensor);
-    if (extents.empty()) return pad(a, bounds, 0);
+    if (extents.empty()) {
+      Halide::Func padded = pad(a, bounds, 0);
+      if (data_format == DataFormat::NHWC) padded_.back().column_stride = b.dim(1).stride();
+      return padded;
+    }
     const bool nhwc = data_format == DataFormat::NHWC;
     const int64_t width = extents[nhwc ? 1 : 0], height = extents[nhwc ? 2 : 1];
     const Halide::Region read = window(geometry());  // all constants
@@ -303,9 +310,10 @@ class ConvGenerator : public Halide::Generator<T> {
     }
     // The zero-padded inputs go with the first output scheduled (the one whose reduction reads
     // them: a filter gradient's, not the bias gradient's after it).
-    const schedules::ReductionStage stage{out, out_dims, known_extents(tensor), a.func, a_dims,
-                                          a.domain, staged, padded_, vector_operand, common_case_,
-                                          constant_period(a, a_dims), period_two_, unit_columns_};
+    schedules::ReductionStage stage{out, out_dims, known_extents(tensor), a.func, a_dims,
+                                    a.domain, staged, padded_, vector_operand, common_case_,
+                                    constant_period(a, a_dims), period_two_, unit_columns_};
+    stage.thin = thin;
     // The same reduction with `canonical` as its output, in the accumulator's own order.
     std::optional<schedules::ReductionStage> in_canonical_order;
     if (canonical.func.defined()) {
@@ -335,6 +343,11 @@ class ConvGenerator : public Halide::Generator<T> {
     const schedules::ReductionKind kind = tensor == Tensor::filter || tensor == Tensor::bias
                                               ? schedules::ReductionKind::pixels
                                               : schedules::ReductionKind::taps;
+    if (thin && (specialization() || data_format != DataFormat::NHWC || gpu ||
+                 kind == schedules::ReductionKind::pixels)) {
+      throw std::invalid_argument("thin: only a generic NHWC forward pass or input gradient on a "
+                                  "CPU has a kernel for thin outputs");
+    }
     if (gpu) {
       if (kind == schedules::ReductionKind::pixels) {
         require_indexable_partial_sums(out, knobs["split_parts"]);

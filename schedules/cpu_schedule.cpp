@@ -34,6 +34,16 @@ int64_t multiply_adds(const ReductionStage& stage) {
 // The channel counts of a thin image (RGB, grey) that generic kernels compile as constants.
 constexpr int kThinChannels[] = {3, 1};
 
+// A register tile: vectors of channels (dimension 0) x positions (dimension 1); for an output of
+// fewer channels than a vector's lanes, vectors of positions x rows.
+struct Tile {
+  int vectors, pixels;
+};
+
+// The register tile of an output of `channels` channels, fewer than a vector's lanes: about 4
+// vectors of positions over all the channels, in 2 rows (schedule_position_tile()).
+Tile thin_tile(int channels) { return {int(ceil_div(4, channels)), 2}; }
+
 // The bytes of a generic register tile's slice of its vector operand over the whole reduction
 // past which tiles run in blocks (schedule_generic_register_tile()): a filter gradient's output
 // gradient over all its pixels; a forward pass's or input gradient's filter over all its taps
@@ -149,16 +159,55 @@ void schedule_channel_vectors(const ReductionStage& stage, int lanes) {
   channel_vector_update(Func(stage.accumulator).update(), stage, lanes);
 }
 
-// Vectors along dimension 1 (positions) for a specialized output with fewer channels than a
-// vector's lanes: a register tile of `vectors` vectors of positions x `rows` rows x all the
-// channels, each an independent accumulator, so that the reduction's chain of dependent
-// multiply-adds (27 for a 3x3 filter over 3 channels) runs interleaved across the tile instead of
-// one latency at a time, and so that the tile's rows share their loads: output rows y and y + 1
-// read input rows y + r, and a load of one serves both rows' taps (with a 3x3 filter, 2 rows
-// make 4 input rows' loads instead of 6). A short reduction is unrolled whole. A row splits into
-// tiles of equal size; the last one may overrun the output's edge, computed whole (reading
-// padding) and discarded; the rows of a task, into tiles of `rows`, the last one moved back.
-// Returns where the zero-padded inputs go: per task of rows, so that they stay in the cache.
+// The register tile of vectors along dimension 1 (positions) over all of an output's channels:
+// `vectors` vectors of positions x `rows` rows x `channels` channels, each an independent
+// accumulator, so that the reduction's chain of dependent multiply-adds (27 for a 3x3 filter
+// over 3 channels) runs interleaved across the tile instead of one latency at a time, and so that
+// the tile's rows share their loads: output rows y and y + 1 read input rows y + r, and a load of
+// one serves both rows' taps (with a 3x3 filter, 2 rows make 4 input rows' loads instead of 6,
+// where the reduction is unrolled). `output`, `init` and `update` are the output and its
+// accumulator's definitions, or specializations of them where the output has `channels`
+// channels; the channels lie inside each vector's positions, so that their strided stores
+// interleave densely. A row splits into tiles with `tail` (a tile past its end computed whole,
+// or moved back); the rows of a task into tiles of `rows`, the last one moved back. The
+// accumulator, computed per tile, is stored positions first: each of its vectors dense, kept in
+// a register. Returns the tasks' loop.
+Var schedule_position_tile(Halide::Stage output, Halide::Stage init,
+                           const std::vector<Halide::Stage>& updates, const ReductionStage& stage,
+                           int lanes, int vectors, int rows, int channels, TailStrategy tail) {
+  const std::vector<Var>& d = stage.dims;
+  const Var& ac = stage.acc_dims[0];
+  const Var& ax = stage.acc_dims[1];
+  Var co("c_o"), ci("c_i"), xo("x_o"), xi("x_i"), xv("x_v");
+  output.split(d[0], co, ci, channels)
+      .split(d[1], xo, xi, vectors * lanes, tail)
+      .split(xi, xi, xv, lanes)
+      .vectorize(xv)
+      .unroll(xi)
+      .unroll(ci);
+  const TaskRows tasks = parallel_rows(output, stage);
+  Var ro("row_o"), ri("row_i");
+  output.split(tasks.row, ro, ri, rows, TailStrategy::ShiftInwards)
+      .reorder(xv, ci, xi, ri, xo, ro, co, tasks.task)
+      .unroll(ri);
+  Var ao("acc_o"), ai("acc_i");
+  std::vector<VarOrRVar> order = {ai, ao, ac};
+  if (rows > 1) order.emplace_back(stage.acc_dims[2]);
+  for (int r = 0; r < stage.domain.dimensions(); r++) order.emplace_back(stage.domain[r]);
+  std::vector<Halide::Stage> stages = updates;
+  stages.push_back(init);
+  for (Halide::Stage s : stages) {
+    s.split(ax, ao, ai, lanes).vectorize(ai).unroll(ao).unroll(ac);
+    if (rows > 1) s.unroll(stage.acc_dims[2]);
+  }
+  for (Halide::Stage s : updates) s.reorder(order);
+  return tasks.task;
+}
+
+// A specialized output with fewer channels than a vector's lanes: schedule_position_tile()'s, the
+// tiles of a row of equal size, the last one computed whole past the output's edge (reading
+// padding) and discarded. A short reduction is unrolled whole. Returns where the zero-padded inputs
+// go: per task of rows, so that they stay in the cache.
 //
 // Measured on the Zen 5 EPYC (AVX-512, one kernel against another, warm, 1 and 2 threads): the
 // 3->1 edge layer's forward pass with 4 vectors x 2 rows in 0.78x the time of 16 vectors x 1
@@ -171,51 +220,24 @@ Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lan
   constexpr int64_t kUnrolledSteps = 32;
   Func output = stage.output;
   Func acc = stage.accumulator;
-  const std::vector<Var>& d = stage.dims;
-  const Var& ac = stage.acc_dims[0];
-  const Var& ax = stage.acc_dims[1];
   const int64_t row_vectors = ceil_div(stage.extents[1], lanes);
   vectors = int(ceil_div(row_vectors, ceil_div(row_vectors, vectors)));
   rows = int(std::min<int64_t>(rows, task_rows(stage.extents[2], stage.extents[3])));
-  Var xo("x_o"), xi("x_i"), xv("x_v");
-  // The channels inside each vector's positions: their strided stores interleave densely.
-  output.split(d[1], xo, xi, vectors * lanes, TailStrategy::GuardWithIf)
-      .split(xi, xi, xv, lanes)
-      .reorder(xv, d[0], xi, xo)
-      .vectorize(xv)
-      .unroll(xi)
-      .unroll(d[0]);
-  const TaskRows tasks = parallel_rows(output, stage);
-  Var ro("row_o"), ri("row_i");
-  output.split(tasks.row, ro, ri, rows, TailStrategy::ShiftInwards)
-      .reorder(xv, d[0], xi, ri, xo, ro)
-      .unroll(ri);
-  // Stored along the vectors, so that each accumulator is one dense vector, kept in a register.
-  acc.compute_at(output, xo)
-      .bound_extent(ax, vectors * lanes)
-      .reorder_storage(ax, ac);
-  Var ao("acc_o"), ai("acc_i");
-  acc.split(ax, ao, ai, lanes).vectorize(ai).unroll(ao).unroll(ac);
   Halide::Stage update = acc.update();
-  update.split(ax, ao, ai, lanes).vectorize(ai).unroll(ao).unroll(ac);
-  std::vector<VarOrRVar> order = {ai, ao, ac};
-  if (rows > 1) {
-    const Var& ay = stage.acc_dims[2];
-    acc.unroll(ay);
-    update.unroll(ay);
-    order.emplace_back(ay);
-  }
+  const Var task = schedule_position_tile(output, acc, {update}, stage, lanes, vectors, rows,
+                                          int(stage.extents[0]), TailStrategy::GuardWithIf);
+  acc.compute_at(output, Var("x_o"))
+      .bound_extent(stage.acc_dims[1], vectors * lanes)
+      .reorder_storage(stage.acc_dims[1], stage.acc_dims[0]);
   int64_t steps = 1;
   for (int r = 0; r < stage.domain.dimensions(); r++) {
-    order.emplace_back(stage.domain[r]);
     const int64_t extent = constant_extent(stage.domain, r);
     steps *= extent > 0 ? extent : kUnrolledSteps + 1;
   }
-  update.reorder(order);
   if (steps <= kUnrolledSteps) {
     for (int r = 0; r < stage.domain.dimensions(); r++) update.unroll(stage.domain[r]);
   }
-  return Halide::LoopLevel(output, tasks.task);
+  return Halide::LoopLevel(output, task);
 }
 
 // Vectors along the reduction's innermost dimension: each output's sum is a vector of partial
@@ -788,6 +810,100 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
   }
 }
 
+// A generic kernel of its own for thin outputs (ReductionStage::thin), which the runtime prefers
+// for images of 3 channels or one with a unit column stride: schedule_position_tile()'s tiles,
+// where a ladder of specializations on the run-time extents finds one of kThinChannels channels, a
+// constant, dense rows (the output's row stride its channel count, as the runtime passes
+// tensors), rows wide enough for the tile and a unit column stride; taller tiles first, then one
+// row, then one vector. (The generic kernel of every shape cannot store its accumulator positions
+// first: Halide sets a Func's storage order for all its specializations at once, and that
+// kernel's channel tiles need the channels first.) The reduction runs without its predicate
+// where the common case drops it (backprop_input's unit strides), and unrolled whole where it is
+// a 3x3 filter's over 3 channels or one; elsewhere its loops run as they are, their extents known
+// only at run time. Other outputs: guarded vectors of positions, a channel at a time. The
+// zero-padded inputs, per task of rows, store each row's channels one plane after the other, so
+// that vectors along the positions load densely, whatever their channel count.
+//
+// Measured on the Zen 5 EPYC (convgen bench, the edge layer, 512 x 512, 3 -> 1, median ms, 1 / 2
+// threads): the forward pass 0.384 / 0.208 (its specialized kernel 0.198 / 0.131), the input
+// gradient 0.177 / 0.100 (0.122 / 0.065); the generic kernel of every shape took 0.726 / 0.376 and
+// 0.463 / 0.287 (the last main job). Each step measured on the way, 2 threads: the 3 channels
+// stored interleaved, the input gradient 0.29 -> 0.17 ms; dense rows known (the stores were
+// scatters, the padded copy gathers), 0.17 -> 0.14, the forward pass 0.24 -> 0.23; the 3x3
+// reductions unrolled, 0.14 -> 0.094 and 0.23 -> 0.21. The forward pass's planar copy of its
+// 3-channel input still loads it element by element (from the input, which it may not read past;
+// a specialized kernel copies each row first, compute_staged()): through a copy of each row as a
+// flat vector of channels and columns instead, both kernels ran slower (0.25 and 0.11-0.15 ms),
+// and a copy through Func::in() fused its channels and columns with run-time extents, scattering
+// its stores (0.50 ms).
+void schedule_thin(const ReductionStage& stage, int lanes) {
+  Func output = stage.output;
+  Func acc = stage.accumulator;
+  const std::vector<Var>& d = stage.dims;
+  const Halide::Expr channels = output_extent(stage, 0), positions = output_extent(stage, 1);
+  const Halide::Expr rows = task_rows(output_extent(stage, 2), output_extent(stage, 3));
+  const Halide::Expr row_stride = output.output_buffer().dim(1).stride();
+  // The reduction without its predicate where the common case drops it; then each of those
+  // also unrolled whole where it is a 3x3 filter's over 3 channels or one.
+  std::vector<Halide::Expr> cases = {Halide::Internal::const_true()};
+  if (!stage.common_case.empty()) {
+    Halide::Expr common = Halide::Internal::const_true();
+    for (const Halide::Expr& condition : stage.common_case) common = common && condition;
+    cases.insert(cases.begin(), common);
+  }
+  std::vector<Halide::Expr> short_reductions;
+  for (int m : kThinChannels) {
+    short_reductions.push_back(stage.domain[0].extent() == m && stage.domain[1].extent() == 3 &&
+                               stage.domain[2].extent() == 3);
+  }
+  for (int n : kThinChannels) {
+    const Tile t = thin_tile(n);
+    for (const auto& [vectors, tile_rows] :
+         {std::pair{t.vectors, t.pixels}, {t.vectors, 1}, {1, 1}}) {
+      const Halide::Expr when = stage.unit_columns && channels == n && row_stride == n &&
+                                positions >= vectors * lanes && rows >= tile_rows;
+      Halide::Stage update = acc.update();
+      std::vector<Halide::Stage> updates, unrolled;
+      for (const Halide::Expr& c : cases) {
+        for (const Halide::Expr& r : short_reductions) {
+          unrolled.push_back(update.specialize(when && c && r));
+        }
+        updates.push_back(update.specialize(when && c));
+      }
+      updates.insert(updates.end(), unrolled.begin(), unrolled.end());
+      schedule_position_tile(output.specialize(when), acc.specialize(when), updates, stage, lanes,
+                             vectors, tile_rows, n, TailStrategy::ShiftInwards);
+      for (Halide::Stage u : unrolled) {
+        for (int r = 0; r < stage.domain.dimensions(); r++) u.unroll(stage.domain[r]);
+      }
+    }
+  }
+  Var xo("x_o"), xi("x_i");
+  const TaskRows tasks = parallel_rows(output, stage);
+  output.split(d[1], xo, xi, lanes, TailStrategy::GuardWithIf)
+      .reorder(xi, d[0], xo, tasks.row, tasks.task)
+      .vectorize(xi);
+  acc.compute_at(output, xo)
+      .reorder_storage(stage.acc_dims[1], stage.acc_dims[0])
+      .vectorize(stage.acc_dims[1], lanes, TailStrategy::GuardWithIf);
+  acc.update().vectorize(stage.acc_dims[1], lanes, TailStrategy::GuardWithIf);
+  for (const Staged& padded : stage.padded) {
+    Func f = padded.func;
+    const std::vector<Var>& s = padded.storage;  // channels, columns, rows, batch
+    const std::vector<Var> planar = {s[1], s[0], s[2], s[3]};
+    f.compute_at(output, tasks.task)
+        .bound(s[0], 0, padded.extent)
+        .reorder_storage(planar)
+        .reorder(std::vector<VarOrRVar>(planar.begin(), planar.end()));
+    for (int n : kThinChannels) {
+      f.specialize(padded.extent == n && padded.column_stride == n)
+          .unroll(s[0])
+          .vectorize(s[1], lanes, TailStrategy::GuardWithIf);
+    }
+    f.vectorize(s[1], lanes, TailStrategy::GuardWithIf);
+  }
+}
+
 // The register tile of a generic kernel, whose extents are known only at run time: a ladder of
 // specializations from `vectors` channel vectors down to one (and `vectors` of them by one
 // position, for a narrow dimension 1), each taken when the output has at least a whole tile;
@@ -937,7 +1053,9 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // which Halide sets for the whole Func, every rung of this ladder included; and Halide merges
   // strided stores into interleaved ones only where their values load nothing from the buffer they
   // store to, which an accumulator's update does (tried: the generic input gradient's code then
-  // extracted and stored 584 single elements, against 152). That takes a generic kernel of its own.
+  // extracted and stored 584 single elements, against 152). The generic kernels for thin outputs
+  // (schedule_thin()) do that, and the runtime prefers them for outputs of 3 channels or one with
+  // a unit column stride; these rungs serve the other outputs of thin images (3 -> 8 channels).
   constexpr int kNarrowVectors[] = {8, 4};
   std::vector<VarOrRVar> dense_x = {axi, axo};
   for (int d = 0; d < stage.domain.dimensions(); d++) dense_x.emplace_back(stage.domain[d]);
@@ -1166,11 +1284,6 @@ int vector_lanes(const Halide::Target& target, const KnobValues& knobs) {
   return target.natural_vector_size<float>() * knobs["vector_multiple"];
 }
 
-// A register tile: vectors of channels (dimension 0) x positions (dimension 1).
-struct Tile {
-  int vectors, pixels;
-};
-
 // The target's register tile. AVX2 has 16 vector registers, so 2 x 6 = 12 accumulators leave room
 // for the filter vectors and a broadcast; AVX-512 and AArch64 have 32, so 4 x 5 = 20.
 Tile target_tile(const Halide::Target& target) {
@@ -1247,12 +1360,12 @@ Tile specialized_tile(const ReductionStage& stage, const KnobValues& knobs, int 
 }
 
 // The register tile of a specialized output with fewer channels than a vector's lanes
-// (schedule_position_vectors): vectors of positions x rows, the knobs' when set, else about 4
-// vectors of positions over all the channels, in 2 rows.
+// (schedule_position_vectors): vectors of positions x rows, the knobs' when set, else
+// thin_tile()'s.
 Tile position_tile(const ReductionStage& stage, const KnobValues& knobs) {
-  const int channels = int(stage.extents[0]);
-  return {knobs["tile_vectors"] ? knobs["tile_vectors"] : int(ceil_div(4, channels)),
-          knobs["tile_pixels"] ? knobs["tile_pixels"] : 2};
+  const Tile fit = thin_tile(int(stage.extents[0]));
+  return {knobs["tile_vectors"] ? knobs["tile_vectors"] : fit.vectors,
+          knobs["tile_pixels"] ? knobs["tile_pixels"] : fit.pixels};
 }
 
 // The reduction domain of an update after rfactor, what remains of the original one, by the
@@ -1459,6 +1572,10 @@ bool tiles_channels(const ReductionStage& stage, const Halide::Target& target,
 void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide::Target& target,
                   const KnobValues& knobs) {
   const int lanes = vector_lanes(target, knobs);
+  if (stage.thin) {
+    schedule_thin(stage, lanes);
+    return;
+  }
   if (stage.transposed.defined()) transpose_output(stage, lanes);
   auto narrow = [&](size_t d) {
     return d < stage.extents.size() && stage.extents[d] < lanes;

@@ -31,6 +31,9 @@ struct Staged {
   // A generic kernel's run-time extent of storage[0] (a padded input's channels); undefined
   // where the kernel knows it.
   Halide::Expr extent;
+  // A generic kernel's run-time distance between the columns of the NHWC input `func` pads (its
+  // channel count, as the runtime passes tensors); undefined elsewhere.
+  Halide::Expr column_stride;
   static constexpr int kTaskElements = 16384;
 };
 
@@ -74,6 +77,10 @@ struct ReductionStage {
   // transposes it. Undefined otherwise.
   Halide::Func transposed;
   std::vector<Halide::Var> transposed_dims;
+  // Whether the stage is a generic kernel's for thin outputs (NHWC, a forward pass's or input
+  // gradient's): a kernel of its own whose accumulator stores positions first and whose tiles
+  // run vectors of positions over all of 3 channels or one (schedule_cpu()).
+  bool thin = false;
 };
 
 // What a reduction sums over, which decides how it is parallelized.

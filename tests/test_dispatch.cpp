@@ -46,6 +46,19 @@ auto find_kernel(List& list, Op op, DataFormat format, std::string_view key) -> 
   return nullptr;
 }
 
+// The generic kernel of `list` that the Engine prefers for `op` on `g`: the one for thin outputs
+// where the output is thin (thin_output()), else the one for any output; or null.
+template <typename List>
+auto generic_kernel(List& list, Op op, const Geometry& g) -> decltype(&list[0]) {
+  for (auto& kernel : list) {
+    if (kernel.op == op && kernel.format == g.format() && kernel.shape_key.empty() &&
+        kernel.thin == thin_output(op, g)) {
+      return &kernel;
+    }
+  }
+  return nullptr;
+}
+
 // The verdict explain() gives for the kernel named `name`; fails the test when it lists none.
 std::string verdict_for(const Explanation& e, std::string_view name) {
   for (const Explanation::Candidate& c : e.candidates) {
@@ -160,7 +173,7 @@ TEST_CASE("dispatch: a geometry differing in one field falls back to the generic
         INFO(layer.name << " " << to_string(op) << " with " << what << ": " << v.key());
         REQUIRE(v.key() != g.key());
         const Kernel& chosen = engine.select(op, v);
-        CHECK(&chosen == find_kernel(kernels, op, g.format(), ""));
+        CHECK(&chosen == generic_kernel(kernels, op, v));
         const Explanation e = engine.explain(op, v);
         CHECK(e.chosen == &chosen);
         CHECK_THAT(verdict_for(e, specialized->name),
@@ -173,10 +186,61 @@ TEST_CASE("dispatch: a geometry differing in one field falls back to the generic
       const Geometry v = with(g, g.input(), a);
       INFO(layer.name << " " << to_string(op) << " in " << to_string(a.format));
       const Kernel& chosen = engine.select(op, v);
-      CHECK(&chosen == find_kernel(kernels, op, a.format, ""));
+      CHECK(&chosen == generic_kernel(kernels, op, v));
       CHECK(verdict_for(engine.explain(op, v), specialized->name) ==
             std::string("takes ") + to_string(g.format()));
     }
+  }
+}
+
+TEST_CASE("dispatch: thin outputs go to the generic kernels for thin outputs", "[unit][dispatch]") {
+  const KernelList& kernels = convgen_test_kernels();
+  const Engine engine(kernels);
+  // An RGB image filtered to one channel, and other shapes of it in turn.
+  Attributes same;
+  same.padding = Padding::SAME;
+  const Geometry edge = Geometry::make({1, 20, 30, 3}, {3, 3, 3, 1}, same);
+  Attributes strided = same;
+  strided.stride_w = 2;
+  struct Expect {
+    Op op;
+    Geometry g;
+    bool thin;
+  };
+  const Expect cases[] = {
+      {Op::conv2d, edge, true},                       // one output channel
+      {Op::conv2d_backprop_input, edge, true},        // an input gradient of 3 channels
+      {Op::conv2d_backprop_filter, edge, false},      // its output is the filter
+      {Op::conv2d, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 2}, same), false},  // 2 channels
+      {Op::conv2d, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 1}, strided), false},
+      {Op::conv2d_backprop_input, Geometry::make({1, 20, 30, 1}, {3, 3, 1, 8}, same), true},
+  };
+  for (const Expect& c : cases) {
+    INFO(to_string(c.op) << " " << c.g.key());
+    CHECK(thin_output(c.op, c.g) == c.thin);
+    const Kernel& chosen = engine.select(c.op, c.g);
+    CHECK(chosen.shape_key.empty());
+    CHECK(chosen.thin == c.thin);
+    if (c.op == Op::conv2d_backprop_filter) continue;  // has no kernel for thin outputs
+    const Explanation e = engine.explain(c.op, c.g);
+    const std::string name = "convgen_" + std::string(to_string(c.op)) + "__generic_nhwc";
+    CHECK(e.chosen->name == (c.thin ? name + "_thin" : name));
+    CHECK(verdict_for(e, c.thin ? name : name + "_thin") ==
+          (c.thin ? "the output is thin: the generic kernel for thin outputs is preferred"
+                  : "for thin outputs, which this is not: the generic kernel for any output is "
+                    "preferred"));
+  }
+  // Either generic kernel computes any output, so each runs where it is the only one (the
+  // kernel tests check both on every geometry).
+  for (const Expect& c : cases) {
+    KernelList generic;
+    for (const Kernel& k : kernels) {
+      if (k.op == c.op && k.shape_key.empty() && k.format == DataFormat::NHWC && k.thin != c.thin) {
+        generic.push_back(k);
+      }
+    }
+    if (generic.empty()) continue;
+    CHECK(Engine(generic).select(c.op, c.g).thin != c.thin);
   }
 }
 
@@ -191,14 +255,15 @@ TEST_CASE("dispatch: a kernel this CPU cannot run is passed over", "[unit][dispa
     specialized->targets = kForeignTarget;
     const Engine engine(kernels);
     const Kernel& chosen = engine.select(op, g);
-    Kernel* generic = find_kernel(kernels, op, g.format(), "");
-    CHECK(&chosen == generic);
+    CHECK(&chosen == generic_kernel(kernels, op, g));
     const std::string verdict = verdict_for(engine.explain(op, g), specialized->name);
     CHECK_THAT(verdict, Catch::Contains(kForeignArch));
     CHECK(verdict == target_refusal(kForeignTarget));
 
-    // With the generic kernel refused too, nothing can run the call.
-    generic->targets = kForeignTarget;
+    // With the generic kernels refused too, nothing can run the call.
+    for (Kernel& k : kernels) {
+      if (k.op == op && k.shape_key.empty()) k.targets = kForeignTarget;
+    }
     const Engine none(kernels);
     CHECK(none.explain(op, g).chosen == nullptr);
     CHECK_THAT(none.explain(op, g).to_string(), Catch::EndsWith("no kernel can run this call\n"));
@@ -304,7 +369,7 @@ TEST_CASE("dispatch: specialized and generic kernels agree with the reference on
       const Geometry& g = layer.geometry;
       INFO(layer.name << " " << to_string(op) << " " << g.key());
       const Kernel* specialized = find_kernel(kernels, op, g.format(), g.key());
-      const Kernel* generic = find_kernel(kernels, op, g.format(), "");
+      const Kernel* generic = generic_kernel(kernels, op, g);
       REQUIRE(specialized);
       REQUIRE(generic);
       CHECK(KernelTester(*specialized).test(g, seed).max_ratio <= 1.0);

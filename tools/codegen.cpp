@@ -137,7 +137,8 @@ std::string kernel_list_source(const Options& options, const std::vector<KernelP
     out << "      {\"" << k.name << "\", convgen::Op::" << to_string(k.op)
         << ", convgen::DataFormat::" << format_name(k.format) << ", \"" << k.shape_key << "\", \""
         << targets << "\", &convgen::call_" << to_string(k.op) << "<" << k.name << ">"
-        << (k.filter == FilterLayout::blocked ? ", convgen::FilterLayout::blocked" : "") << "},\n";
+        << (k.filter == FilterLayout::blocked ? ", convgen::FilterLayout::blocked" : "")
+        << (k.thin ? ", convgen::FilterLayout::hwio, true" : "") << "},\n";
   }
   out << "  };\n  return kernels;\n}\n";
   return out.str();
@@ -263,6 +264,7 @@ std::vector<std::string> generator_command(const Options& options, const KernelP
       std::string("data_format=") + format_name(kernel.format)};
   if (!kernel.shape_key.empty()) command.push_back("shape=" + kernel.shape_key);
   if (kernel.filter == FilterLayout::blocked) command.push_back("blocked_filter=true");
+  if (kernel.thin) command.push_back("thin=true");
   if (tuned && !kernel.schedules.empty()) {
     const std::vector<std::string> schedule =
         schedule_arguments(kernel.schedules, record_path(dir));
@@ -351,6 +353,14 @@ std::vector<KernelPlan> plan(const Options& options) {
                                lower(format_name(format)) + device_suffix;
       if (seen.insert(name).second) kernels.push_back({name, op, format, "", ""});
     }
+    // On CPUs, NHWC images of 3 channels or one have generic kernels of their own (thin_output).
+    if (format != DataFormat::NHWC || !device_suffix.empty()) continue;
+    for (Op op : {Op::conv2d, Op::conv2d_backprop_input}) {
+      const std::string name = std::string("convgen_") + to_string(op) + "__generic_nhwc_thin";
+      if (seen.insert(name).second) {
+        kernels.push_back({name, op, format, "", "", {}, FilterLayout::hwio, true});
+      }
+    }
   }
   if (kernels.empty()) {
     throw Error(ErrorId::invalid_argument, "config",
@@ -398,6 +408,7 @@ std::vector<KernelReport> generate(const Options& options, std::ostream& progres
         if (!warnings.empty()) progress << warnings << std::endl;
         progress << "[" << ++done << "/" << kernels.size() << "] " << to_string(k.op) << " "
                  << (k.layer.empty() ? "generic " + std::string(format_name(k.format)) : k.layer)
+                 << (k.thin ? " (thin outputs)" : "")
                  << (k.filter == FilterLayout::blocked ? " (packed filter)" : "")
                  << (reports[i].tuned ? " (tuned)" : "") << ": "
                  << (reports[i].rebuilt ? std::to_string(reports[i].seconds).substr(0, 4) + " s"

@@ -54,11 +54,13 @@ struct KernelPlan {
   // targets' order.
   std::vector<const ScheduleEntry*> schedules = {};
   FilterLayout filter = FilterLayout::hwio;  // blocked: the kernel for packed filters
+  bool thin = false;  // a generic kernel for thin outputs (Kernel::thin)
 };
 
 // The kernels a generation builds: every (layer, op) once per distinct geometry, and for a layer
 // with `packed_filter` a second kernel for packed filters (CPU targets, when the geometry takes
-// one: takes_blocked_filter), then the generic kernels. Validates the library name (a C identifier) and the layers' operators.
+// one: takes_blocked_filter), then the generic kernels (on CPUs, with NHWC, also those for thin
+// outputs: Kernel::thin). Validates the library name (a C identifier) and the layers' operators.
 std::vector<KernelPlan> plan(const Options& options);
 
 struct Outputs {

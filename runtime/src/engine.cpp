@@ -77,13 +77,15 @@ enum class Verdict {
 };
 
 // The one selection rule, shared by select() (no verdicts, no strings: the hot path) and explain().
-// Preference: a specialized kernel for exactly this geometry, then a generic one; the first of each
-// kind in list order. Only kernels for the filter's layout qualify (a blocked one is specialized).
+// Preference: a specialized kernel for exactly this geometry, then a generic one for outputs of
+// its kind (for thin outputs, thin_output(), or for any), then any generic one; the first of each
+// rank in list order. Only kernels for the filter's layout qualify (a blocked one is specialized).
 const Kernel* choose(const KernelList& kernels, const std::vector<std::string>& refusals, Op op,
                      const Geometry& g, FilterLayout layout, std::vector<Verdict>* verdicts) {
   const std::string key = g.key();
-  const Kernel* specialized = nullptr;
-  const Kernel* generic = nullptr;
+  const bool thin = thin_output(op, g);
+  auto rank = [&](const Kernel& k) { return !k.shape_key.empty() ? 0 : k.thin == thin ? 1 : 2; };
+  std::array<const Kernel*, 3> first{};  // of each rank
   for (size_t i = 0; i < kernels.size(); i++) {
     const Kernel& k = kernels[i];
     Verdict v = Verdict::not_preferred;
@@ -97,14 +99,15 @@ const Kernel* choose(const KernelList& kernels, const std::vector<std::string>& 
       v = Verdict::other_filter;
     } else if (!refusals[i].empty()) {
       v = Verdict::target;
-    } else if (!k.shape_key.empty() ? specialized : generic) {
+    } else if (first[size_t(rank(k))]) {
       v = Verdict::duplicate;
     } else {
-      (k.shape_key.empty() ? generic : specialized) = &k;
+      first[size_t(rank(k))] = &k;
     }
     if (verdicts) verdicts->push_back(v);
   }
-  const Kernel* chosen = specialized ? specialized : generic;
+  const Kernel* chosen = nullptr;
+  for (const Kernel* k : first) chosen = chosen ? chosen : k;
   if (verdicts && chosen) (*verdicts)[size_t(chosen - kernels.data())] = Verdict::chosen;
   return chosen;
 }
@@ -130,7 +133,16 @@ Explanation Engine::explain(Op op, const Geometry& g, FilterLayout layout) const
         break;
       case Verdict::target: text = target_refusals_[i]; break;
       case Verdict::duplicate: text = "an earlier kernel of the list does the same"; break;
-      case Verdict::not_preferred: text = "a kernel specialized for this shape is preferred"; break;
+      case Verdict::not_preferred:
+        if (!e.chosen->shape_key.empty()) {
+          text = "a kernel specialized for this shape is preferred";
+        } else if (e.chosen->thin) {
+          text = "the output is thin: the generic kernel for thin outputs is preferred";
+        } else {
+          text = "for thin outputs, which this is not: the generic kernel for any output is "
+                 "preferred";
+        }
+        break;
     }
     e.candidates.push_back({&k, text});
   }

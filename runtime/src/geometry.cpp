@@ -335,6 +335,17 @@ bool takes_blocked_filter(Op op, const Geometry& g) {
   return false;
 }
 
+bool thin_output(Op op, const Geometry& g) {
+  if (g.format() != DataFormat::NHWC || g.stride_w() != 1) return false;
+  int64_t channels = 0;
+  switch (op) {
+    case Op::conv2d: channels = g.filter().k; break;
+    case Op::conv2d_backprop_input: channels = g.filter().c; break;
+    case Op::conv2d_backprop_filter: return false;
+  }
+  return channels == 3 || channels == 1;
+}
+
 std::array<int64_t, 4> blocked_filter_dims(Op op, const Geometry& g) {
   // Blocks along the out-channels (the innermost HWIO dimension) or the in-channels.
   const FilterShape& f = g.filter();
