@@ -217,7 +217,7 @@ class ConvGenerator : public Halide::Generator<T> {
     const std::vector<int64_t> extents = known_extents(tensor);
     if (extents.empty()) {
       Halide::Func padded = pad(a, bounds, 0);
-      if (data_format == DataFormat::NHWC) padded_.back().column_stride = b.dim(1).stride();
+      if (thin) padded_.back().column_stride = b.dim(1).stride();  // NHWC (schedule_output())
       return padded;
     }
     const bool nhwc = data_format == DataFormat::NHWC;

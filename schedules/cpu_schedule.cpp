@@ -5,6 +5,8 @@
 #include <string>
 #include <utility>
 
+#include "convgen/geometry.h"
+
 namespace convgen::schedules {
 
 using Halide::Func;
@@ -30,9 +32,6 @@ int64_t multiply_adds(const ReductionStage& stage) {
   for (int d = 0; d < stage.domain.dimensions(); d++) work *= constant_extent(stage.domain, d);
   return work;
 }
-
-// The channel counts of a thin image (RGB, grey) that generic kernels compile as constants.
-constexpr int kThinChannels[] = {3, 1};
 
 // A register tile: vectors of channels (dimension 0) x positions (dimension 1); for an output of
 // fewer channels than a vector's lanes, vectors of positions x rows.

@@ -31,8 +31,9 @@ struct Staged {
   // A generic kernel's run-time extent of storage[0] (a padded input's channels); undefined
   // where the kernel knows it.
   Halide::Expr extent;
-  // A generic kernel's run-time distance between the columns of the NHWC input `func` pads (its
-  // channel count, as the runtime passes tensors); undefined elsewhere.
+  // A generic kernel's for thin outputs (ReductionStage::thin): the run-time distance between the
+  // columns of the NHWC input `func` pads (its channel count, as the runtime passes tensors);
+  // undefined elsewhere.
   Halide::Expr column_stride;
   static constexpr int kTaskElements = 16384;
 };

@@ -1,6 +1,7 @@
 #include "convgen/geometry.h"
 
 #include <algorithm>
+#include <iterator>
 #include <tuple>
 #include <utility>
 
@@ -343,7 +344,8 @@ bool thin_output(Op op, const Geometry& g) {
     case Op::conv2d_backprop_input: channels = g.filter().c; break;
     case Op::conv2d_backprop_filter: return false;
   }
-  return channels == 3 || channels == 1;
+  return std::find(std::begin(kThinChannels), std::end(kThinChannels), channels) !=
+         std::end(kThinChannels);
 }
 
 std::array<int64_t, 4> blocked_filter_dims(Op op, const Geometry& g) {

@@ -144,9 +144,12 @@ int64_t checked_element_count(const std::array<int64_t, 4>& dims, const std::str
 // when the channels blocked (out-channels, in-channels) make whole blocks.
 bool takes_blocked_filter(Op op, const Geometry& g);
 
-// Whether the output of `op` on `g` is thin: an NHWC image of 3 channels or one (the output of
-// conv2d, the input gradient of conv2d_backprop_input) with a unit column stride, which the
-// generic kernels for thin outputs (Kernel::thin) compute fastest.
+// The channel counts of a thin image (RGB, grey), which generic kernels compile as constants.
+inline constexpr int64_t kThinChannels[] = {3, 1};
+
+// Whether the output of `op` on `g` is thin: an NHWC image of one of kThinChannels channels (the
+// output of conv2d, the input gradient of conv2d_backprop_input) with a unit column stride, which
+// the generic kernels for thin outputs (Kernel::thin) compute fastest.
 bool thin_output(Op op, const Geometry& g);
 
 // The dims, in C order, of the blocked filter of `op` on `g`: {blocks, R, S, kFilterBlock x the
