@@ -46,8 +46,9 @@ class ConvGenerator : public Halide::Generator<T> {
   // FilterLayout::blocked) rather than as HWIO; specialized kernels of conv2d and
   // conv2d_backprop_input only.
   GeneratorParam<bool> blocked_filter{"blocked_filter", false};
-  // Whether the kernel is the generic one for thin outputs: NHWC forward passes and input
-  // gradients, fastest where the output has 3 channels or one (schedules::ReductionStage::thin).
+  // Whether the kernel is the generic one for thin images (schedules::ReductionStage::thin):
+  // NHWC, fastest where a forward pass's or input gradient's output has 3 channels or one, or a
+  // filter gradient's input, against an output gradient of one channel.
   GeneratorParam<bool> thin{"thin", false};
 
   // The geometry that buffer extents cannot tell: every kernel takes these, in this order, first.
@@ -343,10 +344,9 @@ class ConvGenerator : public Halide::Generator<T> {
     const schedules::ReductionKind kind = tensor == Tensor::filter || tensor == Tensor::bias
                                               ? schedules::ReductionKind::pixels
                                               : schedules::ReductionKind::taps;
-    if (thin && (specialization() || data_format != DataFormat::NHWC || gpu ||
-                 kind == schedules::ReductionKind::pixels)) {
-      throw std::invalid_argument("thin: only a generic NHWC forward pass or input gradient on a "
-                                  "CPU has a kernel for thin outputs");
+    if (thin && (specialization() || data_format != DataFormat::NHWC || gpu)) {
+      throw std::invalid_argument("thin: only generic NHWC kernels on a CPU have kernels for "
+                                  "thin images");
     }
     if (gpu) {
       if (kind == schedules::ReductionKind::pixels) {

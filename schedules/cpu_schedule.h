@@ -31,7 +31,7 @@ struct Staged {
   // A generic kernel's run-time extent of storage[0] (a padded input's channels); undefined
   // where the kernel knows it.
   Halide::Expr extent;
-  // A generic kernel's for thin outputs (ReductionStage::thin): the run-time distance between the
+  // A generic kernel's for thin images (ReductionStage::thin): the run-time distance between the
   // columns of the NHWC input `func` pads (its channel count, as the runtime passes tensors);
   // undefined elsewhere.
   Halide::Expr column_stride;
@@ -78,9 +78,10 @@ struct ReductionStage {
   // transposes it. Undefined otherwise.
   Halide::Func transposed;
   std::vector<Halide::Var> transposed_dims;
-  // Whether the stage is a generic kernel's for thin outputs (NHWC, a forward pass's or input
-  // gradient's): a kernel of its own whose accumulator stores positions first and whose tiles
-  // run vectors of positions over all of 3 channels or one (schedule_cpu()).
+  // Whether the stage is a generic kernel's for thin images (NHWC): a kernel of its own. A forward
+  // pass's or input gradient's accumulator stores positions first, its tiles vectors of positions
+  // over all of 3 channels or one; a filter gradient's sums run along the columns, in parts of
+  // the rows (schedule_cpu()).
   bool thin = false;
 };
 

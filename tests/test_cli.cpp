@@ -924,12 +924,12 @@ TEST_CASE_METHOD(BadInput, "run --explain picks the generic kernel for a shape o
     if (thin) {
       CHECK(line_of(r.out, "convgen_" + op + "__generic_nhwc") ==
             "  convgen_" + op +
-                "__generic_nhwc: the output is thin: the generic kernel for thin outputs is "
+                "__generic_nhwc: the images are thin: the generic kernel for thin images is "
                 "preferred");
     } else if (op == "conv2d") {
       CHECK(line_of(r.out, "convgen_conv2d__generic_nhwc_thin") ==
-            "  convgen_conv2d__generic_nhwc_thin: for thin outputs, which this is not: the "
-            "generic kernel for any output is preferred");
+            "  convgen_conv2d__generic_nhwc_thin: for thin images, which these are not: the "
+            "generic kernel for any shape is preferred");
     }
     const std::string other = "convgen_" + op + "__" + kRes4Key;
     CHECK(line_of(r.out, other) ==

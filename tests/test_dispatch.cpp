@@ -46,13 +46,13 @@ auto find_kernel(List& list, Op op, DataFormat format, std::string_view key) -> 
   return nullptr;
 }
 
-// The generic kernel of `list` that the Engine prefers for `op` on `g`: the one for thin outputs
-// where the output is thin (thin_output()), else the one for any output; or null.
+// The generic kernel of `list` that the Engine prefers for `op` on `g`: the one for thin images
+// where the images are thin (thin_images()), else the one for any shape; or null.
 template <typename List>
 auto generic_kernel(List& list, Op op, const Geometry& g) -> decltype(&list[0]) {
   for (auto& kernel : list) {
     if (kernel.op == op && kernel.format == g.format() && kernel.shape_key.empty() &&
-        kernel.thin == thin_output(op, g)) {
+        kernel.thin == thin_images(op, g)) {
       return &kernel;
     }
   }
@@ -193,7 +193,7 @@ TEST_CASE("dispatch: a geometry differing in one field falls back to the generic
   }
 }
 
-TEST_CASE("dispatch: thin outputs go to the generic kernels for thin outputs", "[unit][dispatch]") {
+TEST_CASE("dispatch: thin images go to the generic kernels for thin images", "[unit][dispatch]") {
   const KernelList& kernels = convgen_test_kernels();
   const Engine engine(kernels);
   // An RGB image filtered to one channel, and other shapes of it in turn.
@@ -210,27 +210,31 @@ TEST_CASE("dispatch: thin outputs go to the generic kernels for thin outputs", "
   const Expect cases[] = {
       {Op::conv2d, edge, true},                       // one output channel
       {Op::conv2d_backprop_input, edge, true},        // an input gradient of 3 channels
-      {Op::conv2d_backprop_filter, edge, false},      // its output is the filter
+      {Op::conv2d_backprop_filter, edge, true},       // an RGB input, one output channel
+      // A filter gradient: its input thin, its output gradient of one channel.
+      {Op::conv2d_backprop_filter, Geometry::make({2, 9, 40, 1}, {5, 5, 1, 1}, same), true},
+      {Op::conv2d_backprop_filter, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 3}, same), false},
+      {Op::conv2d_backprop_filter, Geometry::make({1, 20, 30, 4}, {3, 3, 4, 1}, same), false},
+      {Op::conv2d_backprop_filter, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 1}, strided), false},
       {Op::conv2d, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 2}, same), false},  // 2 channels
       {Op::conv2d, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 1}, strided), false},
       {Op::conv2d_backprop_input, Geometry::make({1, 20, 30, 1}, {3, 3, 1, 8}, same), true},
   };
   for (const Expect& c : cases) {
     INFO(to_string(c.op) << " " << c.g.key());
-    CHECK(thin_output(c.op, c.g) == c.thin);
+    CHECK(thin_images(c.op, c.g) == c.thin);
     const Kernel& chosen = engine.select(c.op, c.g);
     CHECK(chosen.shape_key.empty());
     CHECK(chosen.thin == c.thin);
-    if (c.op == Op::conv2d_backprop_filter) continue;  // has no kernel for thin outputs
     const Explanation e = engine.explain(c.op, c.g);
     const std::string name = "convgen_" + std::string(to_string(c.op)) + "__generic_nhwc";
     CHECK(e.chosen->name == (c.thin ? name + "_thin" : name));
     CHECK(verdict_for(e, c.thin ? name : name + "_thin") ==
-          (c.thin ? "the output is thin: the generic kernel for thin outputs is preferred"
-                  : "for thin outputs, which this is not: the generic kernel for any output is "
+          (c.thin ? "the images are thin: the generic kernel for thin images is preferred"
+                  : "for thin images, which these are not: the generic kernel for any shape is "
                     "preferred"));
   }
-  // Either generic kernel computes any output, so each runs where it is the only one (the
+  // Either generic kernel computes any shape, so each runs where it is the only one (the
   // kernel tests check both on every geometry).
   for (const Expect& c : cases) {
     KernelList generic;

@@ -91,7 +91,7 @@ TEST_CASE("kernels match the reference on wide images with few channels", "[kern
   // From 4 vectors wide on, with unit column strides, images of 3 channels or one (read as
   // constant strides, and tiles of 4 vectors, or 8 from 8 vectors wide on, whose last one
   // overlaps the one before). Outputs of 3 channels or one with unit column strides: a generic
-  // kernel for thin outputs keeps all of them in its tiles.
+  // kernel for thin images keeps all of them in its tiles.
   check_all_kernels({
       {1, 7, 40, 3, 1, 3, 3},                                // an edge filter: 3 -> 1
       {2, 5, 37, 1, 3, 3, 5, 1, 2},                          // 1 -> 3, strided columns
@@ -104,7 +104,7 @@ TEST_CASE("kernels match the reference on wide images with few channels", "[kern
       {1, 4, 66, 3, 1, 3, 3, 1, 1, 1, 1, Padding::VALID},   // 64 output columns
       {1, 4, 131, 3, 1, 3, 3},                               // edge: tiles of 8 vectors
       {1, 3, 140, 1, 3, 3, 3},                               // 1 -> 3, 140 columns
-      // Tall enough for tasks of several rows: a generic kernel for thin outputs then runs
+      // Tall enough for tasks of several rows: a generic kernel for thin images then runs
       // tiles of 2 rows, the last one of a task moved back; a row stride of 2 on the way.
       {1, 69, 70, 3, 1, 3, 3},                               // edge
       {1, 66, 45, 1, 3, 5, 3},                               // 1 -> 3, 5 x 3 filter

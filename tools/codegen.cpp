@@ -353,9 +353,9 @@ std::vector<KernelPlan> plan(const Options& options) {
                                lower(format_name(format)) + device_suffix;
       if (seen.insert(name).second) kernels.push_back({name, op, format, "", ""});
     }
-    // On CPUs, NHWC images of 3 channels or one have generic kernels of their own (thin_output).
+    // On CPUs, NHWC images of 3 channels or one have generic kernels of their own (thin_images).
     if (format != DataFormat::NHWC || !device_suffix.empty()) continue;
-    for (Op op : {Op::conv2d, Op::conv2d_backprop_input}) {
+    for (Op op : {Op::conv2d, Op::conv2d_backprop_input, Op::conv2d_backprop_filter}) {
       const std::string name = std::string("convgen_") + to_string(op) + "__generic_nhwc_thin";
       if (seen.insert(name).second) {
         kernels.push_back({name, op, format, "", "", {}, FilterLayout::hwio, true});
@@ -408,7 +408,7 @@ std::vector<KernelReport> generate(const Options& options, std::ostream& progres
         if (!warnings.empty()) progress << warnings << std::endl;
         progress << "[" << ++done << "/" << kernels.size() << "] " << to_string(k.op) << " "
                  << (k.layer.empty() ? "generic " + std::string(format_name(k.format)) : k.layer)
-                 << (k.thin ? " (thin outputs)" : "")
+                 << (k.thin ? " (thin images)" : "")
                  << (k.filter == FilterLayout::blocked ? " (packed filter)" : "")
                  << (reports[i].tuned ? " (tuned)" : "") << ": "
                  << (reports[i].rebuilt ? std::to_string(reports[i].seconds).substr(0, 4) + " s"

@@ -318,7 +318,7 @@ int verify_command(int argc, char** argv) {
 
   std::cout << "\nshape keys (a specialized kernel is named convgen_<op>__<key>, a generic one "
                "convgen_<op>__generic_<nhwc|nchw>, or convgen_<op>__generic_nhwc_thin for thin "
-               "outputs):\n";
+               "images):\n";
   for (size_t i : shown_layers) {
     const Layer& layer = config.layers[i];
     std::cout << "  " << layer.name << std::string(name_width - layer.name.size() + 2, ' ')

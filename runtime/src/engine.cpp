@@ -77,13 +77,13 @@ enum class Verdict {
 };
 
 // The one selection rule, shared by select() (no verdicts, no strings: the hot path) and explain().
-// Preference: a specialized kernel for exactly this geometry, then a generic one for outputs of
-// its kind (for thin outputs, thin_output(), or for any), then any generic one; the first of each
+// Preference: a specialized kernel for exactly this geometry, then a generic one for shapes of
+// its kind (for thin images, thin_images(), or for any), then any generic one; the first of each
 // rank in list order. Only kernels for the filter's layout qualify (a blocked one is specialized).
 const Kernel* choose(const KernelList& kernels, const std::vector<std::string>& refusals, Op op,
                      const Geometry& g, FilterLayout layout, std::vector<Verdict>* verdicts) {
   const std::string key = g.key();
-  const bool thin = thin_output(op, g);
+  const bool thin = thin_images(op, g);
   auto rank = [&](const Kernel& k) { return !k.shape_key.empty() ? 0 : k.thin == thin ? 1 : 2; };
   std::array<const Kernel*, 3> first{};  // of each rank
   for (size_t i = 0; i < kernels.size(); i++) {
@@ -137,9 +137,9 @@ Explanation Engine::explain(Op op, const Geometry& g, FilterLayout layout) const
         if (!e.chosen->shape_key.empty()) {
           text = "a kernel specialized for this shape is preferred";
         } else if (e.chosen->thin) {
-          text = "the output is thin: the generic kernel for thin outputs is preferred";
+          text = "the images are thin: the generic kernel for thin images is preferred";
         } else {
-          text = "for thin outputs, which this is not: the generic kernel for any output is "
+          text = "for thin images, which these are not: the generic kernel for any shape is "
                  "preferred";
         }
         break;

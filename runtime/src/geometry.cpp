@@ -336,16 +336,18 @@ bool takes_blocked_filter(Op op, const Geometry& g) {
   return false;
 }
 
-bool thin_output(Op op, const Geometry& g) {
+bool thin_images(Op op, const Geometry& g) {
   if (g.format() != DataFormat::NHWC || g.stride_w() != 1) return false;
-  int64_t channels = 0;
+  auto thin = [](int64_t channels) {
+    return std::find(std::begin(kThinChannels), std::end(kThinChannels), channels) !=
+           std::end(kThinChannels);
+  };
   switch (op) {
-    case Op::conv2d: channels = g.filter().k; break;
-    case Op::conv2d_backprop_input: channels = g.filter().c; break;
-    case Op::conv2d_backprop_filter: return false;
+    case Op::conv2d: return thin(g.filter().k);
+    case Op::conv2d_backprop_input: return thin(g.filter().c);
+    case Op::conv2d_backprop_filter: return thin(g.filter().c) && g.filter().k == 1;
   }
-  return std::find(std::begin(kThinChannels), std::end(kThinChannels), channels) !=
-         std::end(kThinChannels);
+  return false;
 }
 
 std::array<int64_t, 4> blocked_filter_dims(Op op, const Geometry& g) {

@@ -147,10 +147,12 @@ bool takes_blocked_filter(Op op, const Geometry& g);
 // The channel counts of a thin image (RGB, grey), which generic kernels compile as constants.
 inline constexpr int64_t kThinChannels[] = {3, 1};
 
-// Whether the output of `op` on `g` is thin: an NHWC image of one of kThinChannels channels (the
-// output of conv2d, the input gradient of conv2d_backprop_input) with a unit column stride, which
-// the generic kernels for thin outputs (Kernel::thin) compute fastest.
-bool thin_output(Op op, const Geometry& g);
+// Whether `op` on `g` runs on thin images, which the generic kernels for thin images
+// (Kernel::thin) compute fastest: NHWC, with a unit column stride, the output an image of one of
+// kThinChannels channels (the output of conv2d, the input gradient of conv2d_backprop_input), or
+// for conv2d_backprop_filter, the input such an image and the output gradient of one channel (an
+// edge filter's).
+bool thin_images(Op op, const Geometry& g);
 
 // The dims, in C order, of the blocked filter of `op` on `g`: {blocks, R, S, kFilterBlock x the
 // other channels}; `g` must take one (takes_blocked_filter).

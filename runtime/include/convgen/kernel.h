@@ -32,8 +32,8 @@ struct Kernel {
   std::string_view targets;    // the Halide targets it was compiled for, comma-separated
   KernelEntry entry;
   FilterLayout filter = FilterLayout::hwio;  // blocked: a specialized kernel for packed filters
-  // A generic kernel for thin outputs (thin_output()), which it computes fastest; it computes
-  // any other output too, slower than the generic kernel for any output.
+  // A generic kernel for thin images (thin_images()), which it computes fastest; it computes
+  // any other shape too, slower than the generic kernel for any shape.
   bool thin = false;
 };
 
