@@ -926,8 +926,10 @@ void schedule_thin(const ReductionStage& stage, int lanes) {
 // kernel: 0.23-0.25 / 0.13-0.15). A third of the time goes to the padded copy, which loads the
 // 3-channel input element by element (as schedule_thin()'s does); with 1 vector of partial sums
 // per channel instead of 4, the multiply-adds waited on each other (0.55 ms on 1 thread). Tried,
-// not kept: all 27 taps and channels of a 3x3 tile unrolled in one pass over the rows (no faster:
-// its 27 loads per vector of the output gradient each took a base address of its own).
+// not kept: a tile of 3x3 taps (and all channels) unrolled in one pass over the rows, 27 sums
+// per vector of the output gradient, 0.38-1.03 ms on 1 thread: with a column dilation known only
+// at run time, each of its loads took a base address of its own, spilled; with a unit dilation,
+// LLVM kept the sums in memory, loaded and stored around every multiply-add.
 void schedule_thin_filter_gradient(const ReductionStage& stage, int lanes) {
   constexpr int kThinParts = 8;
   constexpr int kThinSums = 4;
