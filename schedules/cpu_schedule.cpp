@@ -914,22 +914,23 @@ void schedule_thin(const ReductionStage& stage, int lanes) {
 // A filter gradient's generic kernel for thin images (ReductionStage::thin), which the runtime
 // prefers for an input of 3 channels or one summed against an output gradient of one channel (an
 // edge filter's): its sums run along the columns, each as kThinSums vectors of partial sums
-// (rfactor), over kThinParts parts of the rows in parallel, each part's partial sums on their
-// own, then all added in a fixed order. A part runs every tap and output channel in turn over
-// each chunk of its rows, whose zero-padded input, copied per part and stored planar
-// (compute_planar()), the L1 cache then holds; the output is tiled by 3 channels or one, so that
-// where the input has that many, a tap's channels are unrolled and share each vector of the
-// output gradient. The generic kernel of every shape computes the padded input whole, its
-// channels interleaved, and each tap's task reads all of it, deinterleaving its channels again.
-// Measured on the Zen 5 EPYC (convgen bench, the edge layer, 512 x 512, 3 -> 1, median ms, 1 / 2
-// threads, alternating runs): 0.44 / 0.26-0.30 against 0.57-0.62 / 0.52-0.54 (its specialized
-// kernel: 0.23-0.25 / 0.13-0.15). A third of the time goes to the padded copy, which loads the
-// 3-channel input element by element (as schedule_thin()'s does); with 1 vector of partial sums
-// per channel instead of 4, the multiply-adds waited on each other (0.55 ms on 1 thread). Tried,
-// not kept: a tile of 3x3 taps (and all channels) unrolled in one pass over the rows, 27 sums
-// per vector of the output gradient, 0.38-1.03 ms on 1 thread: with a column dilation known only
-// at run time, each of its loads took a base address of its own, spilled; with a unit dilation,
-// LLVM kept the sums in memory, loaded and stored around every multiply-add.
+// (rfactor), over kThinParts parts of the rows in parallel, each part's partial sums on their own,
+// then all added in a fixed order (each part's lanes by horizontal adds: an inner loop of scalar
+// adds would be the kernel's only one). A part runs every tap and output channel in turn over each
+// chunk of its rows, whose zero-padded input, copied per part and stored planar (compute_planar()),
+// the L1 cache then holds; the output is tiled by 3 channels or one, so that where the input has
+// that many, a tap's channels are unrolled and share each vector of the output gradient. The
+// generic kernel of every shape computes the padded input whole, its channels interleaved, and each
+// tap's task reads all of it, deinterleaving its channels again. Measured on the Zen 5 EPYC
+// (convgen bench, the edge layer, 512 x 512, 3 -> 1, median ms, 1 / 2 threads, alternating runs):
+// 0.44 / 0.26-0.30 against 0.57-0.62 / 0.52-0.54 (its specialized kernel: 0.23-0.25 / 0.13-0.15). A
+// third of the time goes to the padded copy, which loads the 3-channel input element by element (as
+// schedule_thin()'s does); with 1 vector of partial sums per channel instead of 4, the
+// multiply-adds waited on each other (0.55 ms on 1 thread). Tried, not kept: a tile of 3x3 taps
+// (and all channels) unrolled in one pass over the rows, 27 sums per vector of the output gradient,
+// 0.38-1.03 ms on 1 thread: with a column dilation known only at run time, each of its loads took a
+// base address of its own, spilled; with a unit dilation, LLVM kept the sums in memory, loaded and
+// stored around every multiply-add.
 void schedule_thin_filter_gradient(const ReductionStage& stage, int lanes) {
   constexpr int kThinParts = 8;
   constexpr int kThinSums = 4;
@@ -955,6 +956,7 @@ void schedule_thin_filter_gradient(const ReductionStage& stage, int lanes) {
                      .split(pixels[1], ro, ri, (rows + kThinParts - 1) / kThinParts,
                             TailStrategy::GuardWithIf)
                      .rfactor({{xi, lane}, {ro, part}});
+  acc.update().atomic().vectorize(xi, lanes);  // each part's lanes: horizontal adds
   partial.compute_at(acc, Var::outermost())
       .reorder_storage(lane, a[1], a[0], a[2], a[3], part)
       .vectorize(lane);
