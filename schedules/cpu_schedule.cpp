@@ -1642,12 +1642,14 @@ bool tiles_channels(const ReductionStage& stage, const Halide::Target& target,
 void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide::Target& target,
                   const KnobValues& knobs) {
   const int lanes = vector_lanes(target, knobs);
-  if (stage.thin && kind == ReductionKind::taps) {
-    schedule_thin(stage, lanes);
-    return;
-  }
+  // A kernel for thin images schedules its operator's reduction its own way; a filter gradient's
+  // bias gradient (a row of channels) runs as in any generic kernel.
   if (stage.thin && stage.dims.size() == 4) {
-    schedule_thin_filter_gradient(stage, lanes);
+    if (kind == ReductionKind::taps) {
+      schedule_thin(stage, lanes);
+    } else {
+      schedule_thin_filter_gradient(stage, lanes);
+    }
     return;
   }
   if (stage.transposed.defined()) transpose_output(stage, lanes);

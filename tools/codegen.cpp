@@ -348,17 +348,17 @@ std::vector<KernelPlan> plan(const Options& options) {
     }
   }
   for (DataFormat format : options.generic_formats) {
-    for (Op op : {Op::conv2d, Op::conv2d_backprop_input, Op::conv2d_backprop_filter}) {
-      const std::string name = std::string("convgen_") + to_string(op) + "__generic_" +
-                               lower(format_name(format)) + device_suffix;
-      if (seen.insert(name).second) kernels.push_back({name, op, format, "", ""});
-    }
-    // On CPUs, NHWC images of 3 channels or one have generic kernels of their own (thin_images).
-    if (format != DataFormat::NHWC || !device_suffix.empty()) continue;
-    for (Op op : {Op::conv2d, Op::conv2d_backprop_input, Op::conv2d_backprop_filter}) {
-      const std::string name = std::string("convgen_") + to_string(op) + "__generic_nhwc_thin";
-      if (seen.insert(name).second) {
-        kernels.push_back({name, op, format, "", "", {}, FilterLayout::hwio, true});
+    // On CPUs, NHWC images of 3 channels or one have generic kernels of their own (thin_images),
+    // listed after those for any shape.
+    const bool has_thin = format == DataFormat::NHWC && device_suffix.empty();
+    for (bool thin : {false, true}) {
+      if (thin && !has_thin) continue;
+      for (Op op : {Op::conv2d, Op::conv2d_backprop_input, Op::conv2d_backprop_filter}) {
+        const std::string name = std::string("convgen_") + to_string(op) + "__generic_" +
+                                 lower(format_name(format)) + (thin ? "_thin" : device_suffix);
+        if (seen.insert(name).second) {
+          kernels.push_back({name, op, format, "", "", {}, FilterLayout::hwio, thin});
+        }
       }
     }
   }
