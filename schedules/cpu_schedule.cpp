@@ -812,21 +812,46 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
 // A generic kernel's zero-padded input, per iteration of loop level `at`, each row's channels
 // stored one plane after the other (its channel count known only at run time), so that vectors
 // along the columns load densely; where it has one of kThinChannels channels and its input dense
-// rows, the channels are unrolled inside vectors along the columns.
-void compute_planar(const Staged& padded, const Halide::LoopLevel& at, int lanes) {
+// rows, the channels are unrolled inside vectors along the columns. With `rows_first`, the input
+// (Staged::interleaved) is copied first, a row at a time, as it is, into a row of the kernel's
+// own, stored per iteration of `at` and folded to one row inside those specializations, so that
+// its channel count is a constant there: a vector of 3 channels by a vector of columns then loads
+// densely from the input and deinterleaves by shuffles, where each channel's plane loaded from
+// the input itself (which Halide may not read past) took a load per element. An image of one
+// channel pays for a copy it does not need (Halide's wrapper of a Func serves all its
+// specializations), which only a kernel with more work per pixel than the copy's hides (see
+// schedule_thin() and schedule_thin_filter_gradient()).
+void compute_planar(const Staged& padded, const Halide::LoopLevel& at, int lanes,
+                    bool rows_first) {
   Func f = padded.func;
   const std::vector<Var>& s = padded.storage;  // channels, columns, rows, batch
   const std::vector<Var> planar = {s[1], s[0], s[2], s[3]};
+  Var xo("x_o"), xi("x_i");
   f.compute_at(at)
       .bound(s[0], 0, padded.extent)
       .reorder_storage(planar)
-      .reorder(std::vector<VarOrRVar>(planar.begin(), planar.end()));
+      .reorder(std::vector<VarOrRVar>(planar.begin(), planar.end()))
+      .split(s[1], xo, xi, lanes, TailStrategy::GuardWithIf);
   for (int n : kThinChannels) {
     f.specialize(padded.extent == n && padded.column_stride == n)
-        .unroll(s[0])
-        .vectorize(s[1], lanes, TailStrategy::GuardWithIf);
+        .reorder(xi, s[0], xo)
+        .vectorize(xi)
+        .unroll(s[0]);
   }
-  f.vectorize(s[1], lanes, TailStrategy::GuardWithIf);
+  f.vectorize(xi);
+  if (!rows_first || !padded.interleaved.defined()) return;
+  Func row = Func(padded.interleaved).in();
+  const std::vector<Var> r = row.args();  // channels, columns, rows, batch
+  Var ro("columns_o"), ri("columns_i");
+  row.store_at(f, s[3]).compute_at(f, s[2]).fold_storage(r[2], 1);
+  for (int n : kThinChannels) {
+    row.specialize(padded.extent == n && padded.column_stride == n)
+        .split(r[1], ro, ri, lanes, TailStrategy::GuardWithIf)
+        .reorder(r[0], ri, ro)
+        .vectorize(ri)
+        .vectorize(r[0]);
+  }
+  row.vectorize(r[0], lanes, TailStrategy::GuardWithIf);
 }
 
 // A generic kernel of its own for thin images (ReductionStage::thin), which the runtime prefers
@@ -854,7 +879,9 @@ void compute_planar(const Staged& padded, const Halide::LoopLevel& at, int lanes
 // a specialized kernel copies each row first, compute_staged()): through a copy of each row as a
 // flat vector of channels and columns instead, both kernels ran slower (0.25 and 0.11-0.15 ms),
 // and a copy through Func::in() fused its channels and columns with run-time extents, scattering
-// its stores (0.50 ms).
+// its stores (0.50 ms). The rows copied first as compute_planar() can (`rows_first`): on 1
+// thread, 5 alternating runs in each of 3 rounds, the forward pass 0.83-0.96x the time, rgb_3to3's
+// 0.90-0.99x, but images of one channel 1.09-1.15x (gray_1to1, gray_1to3): not kept.
 void schedule_thin(const ReductionStage& stage, int lanes) {
   Func output = stage.output;
   Func acc = stage.accumulator;
@@ -907,7 +934,7 @@ void schedule_thin(const ReductionStage& stage, int lanes) {
       .vectorize(stage.acc_dims[1], lanes, TailStrategy::GuardWithIf);
   acc.update().vectorize(stage.acc_dims[1], lanes, TailStrategy::GuardWithIf);
   for (const Staged& padded : stage.padded) {
-    compute_planar(padded, Halide::LoopLevel(output, tasks.task), lanes);
+    compute_planar(padded, Halide::LoopLevel(output, tasks.task), lanes, false);
   }
 }
 
@@ -923,9 +950,11 @@ void schedule_thin(const ReductionStage& stage, int lanes) {
 // generic kernel of every shape computes the padded input whole, its channels interleaved, and each
 // tap's task reads all of it, deinterleaving its channels again. Measured on the Zen 5 EPYC
 // (convgen bench, the edge layer, 512 x 512, 3 -> 1, median ms, 1 / 2 threads, alternating runs):
-// 0.44 / 0.26-0.30 against 0.57-0.62 / 0.52-0.54 (its specialized kernel: 0.23-0.25 / 0.13-0.15). A
-// third of the time goes to the padded copy, which loads the 3-channel input element by element (as
-// schedule_thin()'s does); with 1 vector of partial sums per channel instead of 4, the
+// 0.44 / 0.26-0.30 against 0.57-0.62 / 0.52-0.54 (its specialized kernel: 0.23-0.25 / 0.13-0.15).
+// Each part copies the input's rows first (compute_planar()'s `rows_first`): a third of the time
+// went to the padded copy, loading the 3-channel input element by element; with the rows first,
+// pinned to one core, 10 alternating runs, 0.441 -> 0.410 ms (0.91-0.96x), an image of one
+// channel 1.01-1.03x (gray_1to1). With 1 vector of partial sums per channel instead of 4, the
 // multiply-adds waited on each other (0.55 ms on 1 thread). Tried, not kept: a tile of 3x3 taps
 // (and all channels) unrolled in one pass over the rows, 27 sums per vector of the output gradient,
 // 0.38-1.03 ms on 1 thread: with a column dilation known only at run time, each of its loads took a
@@ -970,7 +999,7 @@ void schedule_thin_filter_gradient(const ReductionStage& stage, int lanes) {
         .parallel(part);
   }
   for (const Staged& padded : stage.padded) {
-    compute_planar(padded, Halide::LoopLevel(partial, part), lanes);
+    compute_planar(padded, Halide::LoopLevel(partial, part), lanes, true);
   }
 }
 
