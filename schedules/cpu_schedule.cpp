@@ -826,6 +826,8 @@ void compute_planar(const Staged& padded, const Halide::LoopLevel& at, int lanes
   Func f = padded.func;
   const std::vector<Var>& s = padded.storage;  // channels, columns, rows, batch
   const std::vector<Var> planar = {s[1], s[0], s[2], s[3]};
+  // n channels, and dense rows: the column stride a constant too.
+  auto thin = [&](int n) { return padded.extent == n && padded.column_stride == n; };
   Var xo("x_o"), xi("x_i");
   f.compute_at(at)
       .bound(s[0], 0, padded.extent)
@@ -833,7 +835,7 @@ void compute_planar(const Staged& padded, const Halide::LoopLevel& at, int lanes
       .reorder(std::vector<VarOrRVar>(planar.begin(), planar.end()))
       .split(s[1], xo, xi, lanes, TailStrategy::GuardWithIf);
   for (int n : kThinChannels) {
-    f.specialize(padded.extent == n && padded.column_stride == n)
+    f.specialize(thin(n))
         .reorder(xi, s[0], xo)
         .vectorize(xi)
         .unroll(s[0]);
@@ -845,7 +847,7 @@ void compute_planar(const Staged& padded, const Halide::LoopLevel& at, int lanes
   Var ro("columns_o"), ri("columns_i");
   row.store_at(f, s[3]).compute_at(f, s[2]).fold_storage(r[2], 1);
   for (int n : kThinChannels) {
-    row.specialize(padded.extent == n && padded.column_stride == n)
+    row.specialize(thin(n))
         .split(r[1], ro, ri, lanes, TailStrategy::GuardWithIf)
         .reorder(r[0], ri, ro)
         .vectorize(ri)
@@ -934,7 +936,7 @@ void schedule_thin(const ReductionStage& stage, int lanes) {
       .vectorize(stage.acc_dims[1], lanes, TailStrategy::GuardWithIf);
   acc.update().vectorize(stage.acc_dims[1], lanes, TailStrategy::GuardWithIf);
   for (const Staged& padded : stage.padded) {
-    compute_planar(padded, Halide::LoopLevel(output, tasks.task), lanes, false);
+    compute_planar(padded, Halide::LoopLevel(output, tasks.task), lanes, /*rows_first=*/false);
   }
 }
 
@@ -999,7 +1001,7 @@ void schedule_thin_filter_gradient(const ReductionStage& stage, int lanes) {
         .parallel(part);
   }
   for (const Staged& padded : stage.padded) {
-    compute_planar(padded, Halide::LoopLevel(partial, part), lanes, true);
+    compute_planar(padded, Halide::LoopLevel(partial, part), lanes, /*rows_first=*/true);
   }
 }
 
