@@ -1128,6 +1128,13 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // vector of the other operand where the taps allow (sum_along_reduction()'s phases): the
   // stem's input gradient reads its restaged filter along the out-channels by gathers, one per
   // position and step before; 15.0 -> 3.4-3.7 ms with 8 per phase (4.9 with 4; 2 threads).
+  // Tried, not kept: that filter read in place (HWIO, dense along the out-channels) in these
+  // branches, the algorithm choosing between the filter and its copy on the channel count that
+  // the branches test: the stem's input gradient 5.84 -> 3.91 ms (1 thread, pinned), but the
+  // kernel (NHWC, AVX-512) took 112 s to compile against 35, Halide's region of the filter it
+  // checks a union over every branch; 103 s with the reads promised inside the filter's
+  // channels and taps; 76 s promised along the out-channels too, whose vectors were then
+  // gathers again (6.26 -> 7.77 ms). Another kernel of its own would not tax the others.
   const int reduction_positions[] = {16, 8, 3, 1};
   auto along_reduction = [&](int p) {
     return channels < lanes && stage.domain[0].extent() >= lanes && positions >= p;
