@@ -17,12 +17,16 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     with_output_side(g, out_backprop);
     with_filter(g, filter);
     // The filter is read along its in-channels, which HWIO does not store contiguously: restaged,
-    // or blocked along them.
+    // or blocked along them. The kernel for thin images from deep output gradients reads it in
+    // place, along the out-channels it sums over.
     const ConvVars& v = vars;
     const Halide::Func w = operand(filter);
     Halide::Func staged_filter("staged_filter");
     if (blocked_filter) {
       staged_filter = blocked(filter, Op::conv2d_backprop_input);
+    } else if (thin == Thin::deep) {
+      staged_filter = w;
+      dense_reduction();
     } else {
       staged_filter(v.k, v.c, v.s, v.r) = w(v.k, v.c, v.s, v.r);
     }
@@ -41,7 +45,7 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     period_two(stride_w == 2);
     unit_columns(stride_w == 1);
     const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}, 0, g.out_c * g.in_c, w};
-    if (blocked_filter) {
+    if (blocked_filter || thin == Thin::deep) {
       schedule_activation_output(output, Tensor::input, dx, {});
     } else {
       schedule_activation_output(output, Tensor::input, dx, along_c, {along_c});

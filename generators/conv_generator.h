@@ -46,10 +46,15 @@ class ConvGenerator : public Halide::Generator<T> {
   // FilterLayout::blocked) rather than as HWIO; specialized kernels of conv2d and
   // conv2d_backprop_input only.
   GeneratorParam<bool> blocked_filter{"blocked_filter", false};
-  // Whether the kernel is the generic one for thin images (schedules::ReductionStage::thin):
-  // NHWC, fastest where a forward pass's or input gradient's output has 3 channels or one, or a
-  // filter gradient's input, against an output gradient of one channel.
-  GeneratorParam<bool> thin{"thin", false};
+  // Whether the kernel is a generic one for thin images (convgen/geometry.h, Thin;
+  // schedules::ReductionStage::thin): NHWC, fastest where a forward pass's or input gradient's
+  // output has 3 channels or one, or a filter gradient's input, against an output gradient of
+  // one channel (images); or an input gradient's output, from a deep output gradient (deep,
+  // conv2d_backprop_input only).
+  GeneratorParam<Thin> thin{"thin", Thin::none,
+                            {{to_string(Thin::none), Thin::none},
+                             {to_string(Thin::images), Thin::images},
+                             {to_string(Thin::deep), Thin::deep}}};
 
   // The geometry that buffer extents cannot tell: every kernel takes these, in this order, first.
   Input<int> stride_h{"stride_h"}, stride_w{"stride_w"};
@@ -180,6 +185,10 @@ class ConvGenerator : public Halide::Generator<T> {
     if (!specialization()) unit_columns_ = condition;
   }
 
+  // Tells the schedule of the next output that its padded input and its other operand both store
+  // the reduction's innermost dimension contiguously (schedules::ReductionStage::dense_reduction).
+  void dense_reduction() { dense_reduction_ = true; }
+
   // The kernel's tensors.
   enum class Tensor { input, output, filter, bias };
 
@@ -218,7 +227,9 @@ class ConvGenerator : public Halide::Generator<T> {
     const std::vector<int64_t> extents = known_extents(tensor);
     if (extents.empty()) {
       Halide::Func padded = pad(a, bounds, 0);
-      if (thin) padded_.back().column_stride = b.dim(1).stride();  // NHWC (schedule_output())
+      if (thin != Thin::none) {
+        padded_.back().column_stride = b.dim(1).stride();  // NHWC (schedule_output())
+      }
       return padded;
     }
     const bool nhwc = data_format == DataFormat::NHWC;
@@ -314,7 +325,8 @@ class ConvGenerator : public Halide::Generator<T> {
     schedules::ReductionStage stage{out, out_dims, known_extents(tensor), a.func, a_dims,
                                     a.domain, staged, padded_, vector_operand, common_case_,
                                     constant_period(a, a_dims), period_two_, unit_columns_};
-    stage.thin = thin;
+    stage.thin = thin != Thin::none;
+    stage.dense_reduction = dense_reduction_;
     // The same reduction with `canonical` as its output, in the accumulator's own order.
     std::optional<schedules::ReductionStage> in_canonical_order;
     if (canonical.func.defined()) {
@@ -333,6 +345,7 @@ class ConvGenerator : public Halide::Generator<T> {
     common_case_.clear();
     period_two_ = Halide::Expr();
     unit_columns_ = Halide::Expr();
+    dense_reduction_ = false;
     const Halide::Target target = this->get_target();
     const bool gpu = target.has_gpu_feature();
     const std::vector<schedules::Knob> space =
@@ -344,9 +357,13 @@ class ConvGenerator : public Halide::Generator<T> {
     const schedules::ReductionKind kind = tensor == Tensor::filter || tensor == Tensor::bias
                                               ? schedules::ReductionKind::pixels
                                               : schedules::ReductionKind::taps;
-    if (thin && (specialization() || data_format != DataFormat::NHWC || gpu)) {
+    if (thin != Thin::none && (specialization() || data_format != DataFormat::NHWC || gpu)) {
       throw std::invalid_argument("thin: only generic NHWC kernels on a CPU have kernels for "
                                   "thin images");
+    }
+    if (thin == Thin::deep && !stage.dense_reduction) {
+      throw std::invalid_argument("thin: only conv2d_backprop_input has a kernel for deep "
+                                  "output gradients");
     }
     if (gpu) {
       if (kind == schedules::ReductionKind::pixels) {
@@ -444,6 +461,7 @@ class ConvGenerator : public Halide::Generator<T> {
   std::vector<Halide::Expr> common_case_;  // what common_case() said
   Halide::Expr period_two_;                // what period_two() said
   Halide::Expr unit_columns_;              // what unit_columns() said
+  bool dense_reduction_ = false;           // what dense_reduction() said
   std::optional<Op> blocked_op_;           // what blocked() said
   Halide::Func canonical_output_;          // what define_activation_output() made for NCHW
 };

@@ -673,7 +673,8 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
 // of a stride's grid, which run outside the taps, so that a phase tests its predicate once per
 // tap. Each position's sum runs in the same order either way.
 void sum_along_reduction(Halide::Stage reduced, const ReductionStage& stage, int lanes,
-                         const std::optional<Var>& unrolled = std::nullopt, int phases = 0) {
+                         const std::optional<Var>& unrolled = std::nullopt, int phases = 0,
+                         const std::optional<Var>& channels = std::nullopt) {
   RVar outer("lanes_o"), inner("lanes_i");
   Var lane("lane"), same("phase_positions"), phase("phase");
   reduced.split(stage.domain[0], outer, inner, lanes, TailStrategy::GuardWithIf);
@@ -681,6 +682,11 @@ void sum_along_reduction(Halide::Stage reduced, const ReductionStage& stage, int
   reduced.atomic().vectorize(inner);  // horizontal adds
   const bool shared = unrolled && phases > 0;
   std::vector<VarOrRVar> order = {lane};
+  if (channels) {
+    partial.unroll(*channels);
+    partial.update().unroll(*channels);
+    order.emplace_back(*channels);
+  }
   if (shared) {
     partial.update().split(*unrolled, same, phase, phases).unroll(same).unroll(phase);
     order.emplace_back(same);
@@ -809,10 +815,18 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
   }
 }
 
-// A generic kernel's zero-padded input, per iteration of loop level `at`, each row's channels
-// stored one plane after the other (its channel count known only at run time), so that vectors
-// along the columns load densely; where it has one of kThinChannels channels and its input dense
-// rows, the channels are unrolled inside vectors along the columns. With `rows_first`, the input
+// How a generic kernel for thin images stores the rows of a zero-padded input
+// (compute_thin_padded()).
+enum class RowLayout {
+  planar,       // each row's channels one plane after the other: vectors of columns load densely
+  interleaved,  // as NHWC stores them: vectors of channels load densely
+};
+
+// A generic kernel's zero-padded input, per iteration of loop level `at`, its rows in `layout`
+// (planar: its channel count known only at run time, so that vectors along the columns load
+// densely); where it has one of kThinChannels channels and its input dense rows, the channels
+// are unrolled inside vectors along the columns, interleaved or not; in other interleaved rows,
+// guarded vectors of channels. With `rows_first`, the input
 // (Staged::interleaved) is copied first, a row at a time, as it is, into a row of the kernel's
 // own, stored per iteration of `at` and folded to one row inside those specializations, so that
 // its channel count is a constant there: a vector of 3 channels by a vector of columns then loads
@@ -821,8 +835,8 @@ void compute_staged(const Staged& staged, int lanes, bool planar,
 // channel pays for a copy it does not need (Halide's wrapper of a Func serves all its
 // specializations), which only a kernel with more work per pixel than the copy's hides (see
 // schedule_thin() and schedule_thin_filter_gradient()).
-void compute_planar(const Staged& padded, const Halide::LoopLevel& at, int lanes,
-                    bool rows_first) {
+void compute_thin_padded(const Staged& padded, const Halide::LoopLevel& at, int lanes,
+                         RowLayout layout, bool rows_first) {
   Func f = padded.func;
   const std::vector<Var>& s = padded.storage;  // channels, columns, rows, batch
   const std::vector<Var> planar = {s[1], s[0], s[2], s[3]};
@@ -831,16 +845,20 @@ void compute_planar(const Staged& padded, const Halide::LoopLevel& at, int lanes
   Var xo("x_o"), xi("x_i");
   f.compute_at(at)
       .bound(s[0], 0, padded.extent)
-      .reorder_storage(planar)
       .reorder(std::vector<VarOrRVar>(planar.begin(), planar.end()))
       .split(s[1], xo, xi, lanes, TailStrategy::GuardWithIf);
+  if (layout == RowLayout::planar) f.reorder_storage(planar);
   for (int n : kThinChannels) {
     f.specialize(thin(n))
         .reorder(xi, s[0], xo)
         .vectorize(xi)
         .unroll(s[0]);
   }
-  f.vectorize(xi);
+  if (layout == RowLayout::planar) {
+    f.vectorize(xi);
+  } else {
+    f.reorder(s[0], xi, xo).vectorize(s[0], lanes, TailStrategy::GuardWithIf);
+  }
   if (!rows_first || !padded.interleaved.defined()) return;
   Func row = Func(padded.interleaved).in();
   const std::vector<Var> r = row.args();  // channels, columns, rows, batch
@@ -856,38 +874,16 @@ void compute_planar(const Staged& padded, const Halide::LoopLevel& at, int lanes
   row.vectorize(r[0], lanes, TailStrategy::GuardWithIf);
 }
 
-// A generic kernel of its own for thin images (ReductionStage::thin), which the runtime prefers
-// for images of 3 channels or one with a unit column stride: schedule_position_tile()'s tiles,
-// where a ladder of specializations on the run-time extents finds one of kThinChannels channels, a
-// constant, dense rows (the output's row stride its channel count, as the runtime passes
-// tensors), rows wide enough for the tile and a unit column stride; taller tiles first, then one
-// row, then one vector. (The generic kernel of every shape cannot store its accumulator positions
-// first: Halide sets a Func's storage order for all its specializations at once, and that
-// kernel's channel tiles need the channels first.) The reduction runs without its predicate
-// where the common case drops it (backprop_input's unit strides), and unrolled whole where it is
-// a 3x3 filter's over 3 channels or one; elsewhere its loops run as they are, their extents known
-// only at run time. Other outputs: guarded vectors of positions, a channel at a time. The
-// zero-padded inputs, per task of rows, store each row's channels one plane after the other, so
-// that vectors along the positions load densely, whatever their channel count.
-//
-// Measured on the Zen 5 EPYC (convgen bench, the edge layer, 512 x 512, 3 -> 1, median ms, 1 / 2
-// threads): the forward pass 0.384 / 0.208 (its specialized kernel 0.198 / 0.131), the input
-// gradient 0.177 / 0.100 (0.122 / 0.065); the generic kernel of every shape took 0.726 / 0.376 and
-// 0.463 / 0.287 (the last main job). Each step measured on the way, 2 threads: the 3 channels
-// stored interleaved, the input gradient 0.29 -> 0.17 ms; dense rows known (the stores were
-// scatters, the padded copy gathers), 0.17 -> 0.14, the forward pass 0.24 -> 0.23; the 3x3
-// reductions unrolled, 0.14 -> 0.094 and 0.23 -> 0.21. The forward pass's planar copy of its
-// 3-channel input still loads it element by element (from the input, which it may not read past;
-// a specialized kernel copies each row first, compute_staged()): through a copy of each row as a
-// flat vector of channels and columns instead, both kernels ran slower (0.25 and 0.11-0.15 ms),
-// and a copy through Func::in() fused its channels and columns with run-time extents, scattering
-// its stores (0.50 ms). The rows copied first as compute_planar() can (`rows_first`): on 1
-// thread, 5 alternating runs in each of 3 rounds, the forward pass 0.83-0.96x the time, rgb_3to3's
-// 0.90-0.99x, but images of one channel 1.09-1.15x (gray_1to1, gray_1to3): not kept.
-void schedule_thin(const ReductionStage& stage, int lanes) {
+// schedule_thin()'s tiles of positions: schedule_position_tile()'s, where a ladder of
+// specializations on the run-time extents finds one of kThinChannels channels, a constant, dense
+// rows (the output's row stride its channel count, as the runtime passes tensors), rows wide
+// enough for the tile and a unit column stride; taller tiles first, then one row, then one
+// vector. The reduction runs without its predicate where the common case drops it
+// (backprop_input's unit strides), and unrolled whole where it is a 3x3 filter's over 3 channels
+// or one; elsewhere its loops run as they are, their extents known only at run time.
+void thin_position_tiles(const ReductionStage& stage, int lanes) {
   Func output = stage.output;
   Func acc = stage.accumulator;
-  const std::vector<Var>& d = stage.dims;
   const Halide::Expr channels = output_extent(stage, 0), positions = output_extent(stage, 1);
   const Halide::Expr rows = task_rows(output_extent(stage, 2), output_extent(stage, 3));
   const Halide::Expr row_stride = output.output_buffer().dim(1).stride();
@@ -926,7 +922,94 @@ void schedule_thin(const ReductionStage& stage, int lanes) {
       }
     }
   }
+}
+
+// schedule_thin()'s tiles for a dense reduction (ReductionStage::dense_reduction: an input
+// gradient from a deep output gradient, Thin::deep) a vector long or more: all of the output's
+// kThinChannels channels by positions, each summing its own vector of partial sums along the
+// reduction, added across lanes at the end (sum_along_reduction()). Per vector of out-channels
+// and tap, the tile's positions load a vector of the output gradient each and its channels one
+// of the filter each (read in place, HWIO), which all the positions share: n x p multiply-adds,
+// their sums in about three quarters of the vector registers. With a unit column stride the
+// positions share their taps; with a column stride of 2 the tile is twice as wide, two phases of
+// p positions (every other column), each sharing its taps (its predicate tested once per tap);
+// otherwise, and in outputs narrower than a tile, a position at a time.
+//
+// Measured on the Zen 5 EPYC (convgen bench, 1 thread pinned to a core, alternating runs, median
+// ms, the generic kernel before -> after): the stem's input gradient (3 <- 64 channels, 7x7,
+// stride 2) 6.05-6.26 -> 2.48-2.84, against its specialized kernel's 3.0-3.5 and 2.1 from a
+// packed filter in the same runs. Its hottest loop, per vector of out-channels: 8 loads of the
+// output gradient, 3 of the filter, 24 multiply-adds; the sums loaded and stored around each
+// tap's loop over the 4 vectors. Read from the planar rows of the kernel for thin images, the
+// vectors along the out-channels would be gathers; the tiles of positions of that kernel, from
+// interleaved rows, load a vector of 3-channel positions as 3 vectors and shuffles
+// (tried in one kernel: rgb_3to3's input gradient 1.3x the time, a 1 <- 3 channel 5x5 one's
+// 1.8x), hence a kernel of its own.
+void thin_sums(const ReductionStage& stage, int lanes, int registers) {
+  Func output = stage.output;
+  Func acc = stage.accumulator;
+  const std::vector<Var>& d = stage.dims;
+  const Halide::Expr channels = output_extent(stage, 0), positions = output_extent(stage, 1);
+  struct Rung {
+    Halide::Expr when;
+    int positions, phases;  // sum_along_reduction()'s
+  };
   Var xo("x_o"), xi("x_i");
+  for (int n : kThinChannels) {
+    const int p = std::min(16, registers * 3 / 4 / n);
+    const Halide::Expr dense = channels == n && stage.domain[0].extent() >= lanes;
+    for (const Rung& rung : {Rung{dense && stage.unit_columns && positions >= p, p, 1},
+                             Rung{dense && stage.period_two && positions >= 2 * p, 2 * p, 2},
+                             Rung{dense, 1, 0}}) {
+      Halide::Stage tiles = output.specialize(rung.when);
+      tiles.split(d[1], xo, xi, rung.positions, TailStrategy::ShiftInwards);
+      const TaskRows tasks = parallel_rows(tiles, stage);
+      tiles.reorder(d[0], xi, xo, tasks.row, tasks.task).unroll(d[0]).unroll(xi);
+      acc.specialize(rung.when).unroll(stage.acc_dims[0]).unroll(stage.acc_dims[1]);
+      sum_along_reduction(acc.update().specialize(rung.when), stage, lanes, stage.acc_dims[1],
+                          rung.phases, stage.acc_dims[0]);
+    }
+  }
+}
+
+// A generic kernel of its own for thin images (ReductionStage::thin), which the runtime prefers
+// for images of 3 channels or one with a unit column stride: schedule_position_tile()'s tiles,
+// where a ladder of specializations on the run-time extents finds one of kThinChannels channels, a
+// constant, dense rows (the output's row stride its channel count, as the runtime passes
+// tensors), rows wide enough for the tile and a unit column stride; taller tiles first, then one
+// row, then one vector. (The generic kernel of every shape cannot store its accumulator positions
+// first: Halide sets a Func's storage order for all its specializations at once, and that
+// kernel's channel tiles need the channels first.) The reduction runs without its predicate
+// where the common case drops it (backprop_input's unit strides), and unrolled whole where it is
+// a 3x3 filter's over 3 channels or one; elsewhere its loops run as they are, their extents known
+// only at run time. Other outputs: guarded vectors of positions, a channel at a time. The
+// zero-padded inputs, per task of rows, store each row's channels one plane after the other, so
+// that vectors along the positions load densely, whatever their channel count.
+//
+// Measured on the Zen 5 EPYC (convgen bench, the edge layer, 512 x 512, 3 -> 1, median ms, 1 / 2
+// threads): the forward pass 0.384 / 0.208 (its specialized kernel 0.198 / 0.131), the input
+// gradient 0.177 / 0.100 (0.122 / 0.065); the generic kernel of every shape took 0.726 / 0.376 and
+// 0.463 / 0.287 (the last main job). Each step measured on the way, 2 threads: the 3 channels
+// stored interleaved, the input gradient 0.29 -> 0.17 ms; dense rows known (the stores were
+// scatters, the padded copy gathers), 0.17 -> 0.14, the forward pass 0.24 -> 0.23; the 3x3
+// reductions unrolled, 0.14 -> 0.094 and 0.23 -> 0.21. The forward pass's planar copy of its
+// 3-channel input still loads it element by element (from the input, which it may not read past;
+// a specialized kernel copies each row first, compute_staged()): through a copy of each row as a
+// flat vector of channels and columns instead, both kernels ran slower (0.25 and 0.11-0.15 ms),
+// and a copy through Func::in() fused its channels and columns with run-time extents, scattering
+// its stores (0.50 ms). The rows copied first as compute_planar() can (`rows_first`): on 1
+// thread, 5 alternating runs in each of 3 rounds, the forward pass 0.83-0.96x the time, rgb_3to3's
+// 0.90-0.99x, but images of one channel 1.09-1.15x (gray_1to1, gray_1to3): not kept.
+void schedule_thin(const ReductionStage& stage, int lanes, int registers) {
+  Func output = stage.output;
+  Func acc = stage.accumulator;
+  const std::vector<Var>& d = stage.dims;
+  Var xo("x_o"), xi("x_i");
+  if (stage.dense_reduction) {
+    thin_sums(stage, lanes, registers);
+  } else {
+    thin_position_tiles(stage, lanes);
+  }
   const TaskRows tasks = parallel_rows(output, stage);
   output.split(d[1], xo, xi, lanes, TailStrategy::GuardWithIf)
       .reorder(xi, d[0], xo, tasks.row, tasks.task)
@@ -935,8 +1018,10 @@ void schedule_thin(const ReductionStage& stage, int lanes) {
       .reorder_storage(stage.acc_dims[1], stage.acc_dims[0])
       .vectorize(stage.acc_dims[1], lanes, TailStrategy::GuardWithIf);
   acc.update().vectorize(stage.acc_dims[1], lanes, TailStrategy::GuardWithIf);
+  const RowLayout layout = stage.dense_reduction ? RowLayout::interleaved : RowLayout::planar;
   for (const Staged& padded : stage.padded) {
-    compute_planar(padded, Halide::LoopLevel(output, tasks.task), lanes, /*rows_first=*/false);
+    compute_thin_padded(padded, Halide::LoopLevel(output, tasks.task), lanes, layout,
+                        /*rows_first=*/false);
   }
 }
 
@@ -1001,7 +1086,8 @@ void schedule_thin_filter_gradient(const ReductionStage& stage, int lanes) {
         .parallel(part);
   }
   for (const Staged& padded : stage.padded) {
-    compute_planar(padded, Halide::LoopLevel(partial, part), lanes, /*rows_first=*/true);
+    compute_thin_padded(padded, Halide::LoopLevel(partial, part), lanes, RowLayout::planar,
+                        /*rows_first=*/true);
   }
 }
 
@@ -1684,7 +1770,7 @@ void schedule_cpu(const ReductionStage& stage, ReductionKind kind, const Halide:
   // bias gradient (a row of channels) runs as in any generic kernel.
   if (stage.thin && stage.dims.size() == 4) {
     if (kind == ReductionKind::taps) {
-      schedule_thin(stage, lanes);
+      schedule_thin(stage, lanes, vector_registers(target));
     } else {
       schedule_thin_filter_gradient(stage, lanes);
     }

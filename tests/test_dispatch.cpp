@@ -205,21 +205,40 @@ TEST_CASE("dispatch: thin images go to the generic kernels for thin images", "[u
   struct Expect {
     Op op;
     Geometry g;
-    bool thin;
+    Thin thin;
   };
+  const Geometry stem = Geometry::make({1, 20, 30, 3}, {7, 7, 3, 64}, strided);
   const Expect cases[] = {
-      {Op::conv2d, edge, true},                       // one output channel
-      {Op::conv2d_backprop_input, edge, true},        // an input gradient of 3 channels
-      {Op::conv2d_backprop_filter, edge, true},       // an RGB input, one output channel
+      {Op::conv2d, edge, Thin::images},                      // one output channel
+      {Op::conv2d_backprop_input, edge, Thin::images},       // an input gradient of 3 channels
+      {Op::conv2d_backprop_filter, edge, Thin::images},      // an RGB input, one output channel
       // A filter gradient: its input thin, its output gradient of one channel.
-      {Op::conv2d_backprop_filter, Geometry::make({2, 9, 40, 1}, {5, 5, 1, 1}, same), true},
-      {Op::conv2d_backprop_filter, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 3}, same), false},
-      {Op::conv2d_backprop_filter, Geometry::make({1, 20, 30, 4}, {3, 3, 4, 1}, same), false},
-      {Op::conv2d_backprop_filter, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 1}, strided), false},
-      {Op::conv2d, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 2}, same), false},  // 2 channels
-      {Op::conv2d, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 1}, strided), false},
-      {Op::conv2d_backprop_input, Geometry::make({1, 20, 30, 1}, {3, 3, 1, 8}, same), true},
+      {Op::conv2d_backprop_filter, Geometry::make({2, 9, 40, 1}, {5, 5, 1, 1}, same),
+       Thin::images},
+      {Op::conv2d_backprop_filter, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 3}, same), Thin::none},
+      {Op::conv2d_backprop_filter, Geometry::make({1, 20, 30, 4}, {3, 3, 4, 1}, same), Thin::none},
+      {Op::conv2d_backprop_filter, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 1}, strided),
+       Thin::none},
+      {Op::conv2d, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 2}, same), Thin::none},  // 2 channels
+      {Op::conv2d, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 1}, strided), Thin::none},
+      {Op::conv2d_backprop_input, Geometry::make({1, 20, 30, 1}, {3, 3, 1, 8}, same),
+       Thin::images},
+      // Input gradients of thin images from kThinSummedChannels out-channels or more, at any
+      // column stride; from fewer, with a unit column stride only.
+      {Op::conv2d_backprop_input, stem, Thin::deep},
+      {Op::conv2d_backprop_input, Geometry::make({1, 20, 30, 1}, {3, 3, 1, 16}, same), Thin::deep},
+      {Op::conv2d_backprop_input, Geometry::make({1, 20, 30, 3}, {3, 3, 3, 15}, strided),
+       Thin::none},
+      {Op::conv2d_backprop_input, Geometry::make({1, 20, 30, 2}, {7, 7, 2, 64}, strided),
+       Thin::none},
+      {Op::conv2d, stem, Thin::none},  // 64 output channels
   };
+  const std::string suffix[] = {"", "_thin", "_thin_deep"};  // by Thin
+  const std::string verdict[] = {
+      "for thin images, which these are not: the generic kernel for any shape is preferred",
+      "the images are thin: the generic kernel for thin images is preferred",
+      "the input gradient is a thin image from a deep output gradient: the generic kernel for "
+      "those is preferred"};
   for (const Expect& c : cases) {
     INFO(to_string(c.op) << " " << c.g.key());
     CHECK(thin_images(c.op, c.g) == c.thin);
@@ -228,11 +247,11 @@ TEST_CASE("dispatch: thin images go to the generic kernels for thin images", "[u
     CHECK(chosen.thin == c.thin);
     const Explanation e = engine.explain(c.op, c.g);
     const std::string name = "convgen_" + std::string(to_string(c.op)) + "__generic_nhwc";
-    CHECK(e.chosen->name == (c.thin ? name + "_thin" : name));
-    CHECK(verdict_for(e, c.thin ? name : name + "_thin") ==
-          (c.thin ? "the images are thin: the generic kernel for thin images is preferred"
-                  : "for thin images, which these are not: the generic kernel for any shape is "
-                    "preferred"));
+    CHECK(e.chosen->name == name + suffix[size_t(c.thin)]);
+    for (Thin other : {Thin::none, Thin::images, Thin::deep}) {
+      if (other == c.thin || (other == Thin::deep && c.op != Op::conv2d_backprop_input)) continue;
+      CHECK(verdict_for(e, name + suffix[size_t(other)]) == verdict[size_t(c.thin)]);
+    }
   }
   // Either generic kernel computes any shape, so each runs where it is the only one (the
   // kernel tests check both on every geometry).

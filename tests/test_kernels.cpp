@@ -118,6 +118,24 @@ TEST_CASE("kernels match the reference on wide images with few channels", "[kern
   });
 }
 
+TEST_CASE("kernels match the reference on thin input gradients from deep output gradients",
+          "[kernels]") {
+  // Outputs of 3 channels or one summed over 16 channels or more (Thin::deep): tiles of all their
+  // channels by positions, vectors along the out-channels (tails of 4, 1 and 8 lanes on
+  // AVX-512), positions sharing their taps with a unit column stride, two phases of them with a
+  // column stride of 2, one at a time with other strides and in outputs narrower than a tile.
+  check_all_kernels({
+      {1, 5, 23, 1, 32, 5, 5},                                // one channel, unit strides
+      {2, 4, 37, 3, 20, 3, 3, 2, 1},                          // strided rows
+      {1, 7, 45, 1, 20, 3, 3, 2, 2},                          // a column stride of 2
+      {1, 8, 35, 3, 17, 7, 7, 2, 2},                          // a stem's, its width odd
+      {1, 9, 30, 3, 16, 4, 4, 2, 2, 2, 1, Padding::EXPLICIT, {0, 3, 2, 1}},  // dilated rows
+      {1, 6, 19, 3, 17, 3, 3, 1, 3},                          // columns strided by 3
+      {1, 4, 9, 3, 40, 3, 3, 2, 2},                           // narrower than a tile
+      {1, 3, 33, 1, 24, 2, 3, 1, 1, 1, 2, Padding::VALID},    // dilated columns
+  });
+}
+
 TEST_CASE("kernels match the reference on filter gradients over many pixels", "[kernels]") {
   // A generic filter gradient whose tiles would each read more of the output gradient than the
   // L1 cache holds sums blocks of them, row by row: halves of two and three tiles, the last one

@@ -138,7 +138,10 @@ std::string kernel_list_source(const Options& options, const std::vector<KernelP
         << ", convgen::DataFormat::" << format_name(k.format) << ", \"" << k.shape_key << "\", \""
         << targets << "\", &convgen::call_" << to_string(k.op) << "<" << k.name << ">"
         << (k.filter == FilterLayout::blocked ? ", convgen::FilterLayout::blocked" : "")
-        << (k.thin ? ", convgen::FilterLayout::hwio, true" : "") << "},\n";
+        << (k.thin != Thin::none ? ", convgen::FilterLayout::hwio, convgen::Thin::" +
+                                       std::string(to_string(k.thin))
+                                 : "")
+        << "},\n";
   }
   out << "  };\n  return kernels;\n}\n";
   return out.str();
@@ -264,7 +267,7 @@ std::vector<std::string> generator_command(const Options& options, const KernelP
       std::string("data_format=") + format_name(kernel.format)};
   if (!kernel.shape_key.empty()) command.push_back("shape=" + kernel.shape_key);
   if (kernel.filter == FilterLayout::blocked) command.push_back("blocked_filter=true");
-  if (kernel.thin) command.push_back("thin=true");
+  if (kernel.thin != Thin::none) command.push_back("thin=" + std::string(to_string(kernel.thin)));
   if (tuned && !kernel.schedules.empty()) {
     const std::vector<std::string> schedule =
         schedule_arguments(kernel.schedules, record_path(dir));
@@ -349,13 +352,18 @@ std::vector<KernelPlan> plan(const Options& options) {
   }
   for (DataFormat format : options.generic_formats) {
     // On CPUs, NHWC images of 3 channels or one have generic kernels of their own (thin_images),
-    // listed after those for any shape.
+    // listed after those for any shape: for every operator, and for input gradients from deep
+    // output gradients.
     const bool has_thin = format == DataFormat::NHWC && device_suffix.empty();
-    for (bool thin : {false, true}) {
-      if (thin && !has_thin) continue;
+    for (Thin thin : {Thin::none, Thin::images, Thin::deep}) {
+      if (thin != Thin::none && !has_thin) continue;
       for (Op op : {Op::conv2d, Op::conv2d_backprop_input, Op::conv2d_backprop_filter}) {
+        if (thin == Thin::deep && op != Op::conv2d_backprop_input) continue;
+        const std::string suffix = thin == Thin::none     ? device_suffix
+                                   : thin == Thin::images ? std::string("_thin")
+                                                          : std::string("_thin_deep");
         const std::string name = std::string("convgen_") + to_string(op) + "__generic_" +
-                                 lower(format_name(format)) + (thin ? "_thin" : device_suffix);
+                                 lower(format_name(format)) + suffix;
         if (seen.insert(name).second) {
           kernels.push_back({name, op, format, "", "", {}, FilterLayout::hwio, thin});
         }
@@ -408,7 +416,9 @@ std::vector<KernelReport> generate(const Options& options, std::ostream& progres
         if (!warnings.empty()) progress << warnings << std::endl;
         progress << "[" << ++done << "/" << kernels.size() << "] " << to_string(k.op) << " "
                  << (k.layer.empty() ? "generic " + std::string(format_name(k.format)) : k.layer)
-                 << (k.thin ? " (thin images)" : "")
+                 << (k.thin == Thin::images ? " (thin images)"
+                     : k.thin == Thin::deep ? " (thin images, deep gradient)"
+                                            : "")
                  << (k.filter == FilterLayout::blocked ? " (packed filter)" : "")
                  << (reports[i].tuned ? " (tuned)" : "") << ": "
                  << (reports[i].rebuilt ? std::to_string(reports[i].seconds).substr(0, 4) + " s"

@@ -54,7 +54,7 @@ struct KernelPlan {
   // targets' order.
   std::vector<const ScheduleEntry*> schedules = {};
   FilterLayout filter = FilterLayout::hwio;  // blocked: the kernel for packed filters
-  bool thin = false;  // a generic kernel for thin images (Kernel::thin)
+  Thin thin = Thin::none;  // a generic kernel for thin images (Kernel::thin)
 };
 
 // The kernels a generation builds: every (layer, op) once per distinct geometry, and for a layer

@@ -78,14 +78,17 @@ enum class Verdict {
 
 // The one selection rule, shared by select() (no verdicts, no strings: the hot path) and explain().
 // Preference: a specialized kernel for exactly this geometry, then a generic one for shapes of
-// its kind (for thin images, thin_images(), or for any), then any generic one; the first of each
-// rank in list order. Only kernels for the filter's layout qualify (a blocked one is specialized).
+// its kind (for thin images of its kind, thin_images(), or for any), then the generic one for
+// any shape, then any generic one; the first of each rank in list order. Only kernels for the
+// filter's layout qualify (a blocked one is specialized).
 const Kernel* choose(const KernelList& kernels, const std::vector<std::string>& refusals, Op op,
                      const Geometry& g, FilterLayout layout, std::vector<Verdict>* verdicts) {
   const std::string key = g.key();
-  const bool thin = thin_images(op, g);
-  auto rank = [&](const Kernel& k) { return !k.shape_key.empty() ? 0 : k.thin == thin ? 1 : 2; };
-  std::array<const Kernel*, 3> first{};  // of each rank
+  const Thin thin = thin_images(op, g);
+  auto rank = [&](const Kernel& k) {
+    return !k.shape_key.empty() ? 0 : k.thin == thin ? 1 : 2 + int(k.thin);  // none first
+  };
+  std::array<const Kernel*, 5> first{};  // of each rank
   for (size_t i = 0; i < kernels.size(); i++) {
     const Kernel& k = kernels[i];
     Verdict v = Verdict::not_preferred;
@@ -136,8 +139,11 @@ Explanation Engine::explain(Op op, const Geometry& g, FilterLayout layout) const
       case Verdict::not_preferred:
         if (!e.chosen->shape_key.empty()) {
           text = "a kernel specialized for this shape is preferred";
-        } else if (e.chosen->thin) {
+        } else if (e.chosen->thin == Thin::images) {
           text = "the images are thin: the generic kernel for thin images is preferred";
+        } else if (e.chosen->thin == Thin::deep) {
+          text = "the input gradient is a thin image from a deep output gradient: the generic "
+                 "kernel for those is preferred";
         } else {
           text = "for thin images, which these are not: the generic kernel for any shape is "
                  "preferred";

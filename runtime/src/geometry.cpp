@@ -336,18 +336,33 @@ bool takes_blocked_filter(Op op, const Geometry& g) {
   return false;
 }
 
-bool thin_images(Op op, const Geometry& g) {
-  if (g.format() != DataFormat::NHWC || g.stride_w() != 1) return false;
+Thin thin_images(Op op, const Geometry& g) {
+  if (g.format() != DataFormat::NHWC) return Thin::none;
   auto thin = [](int64_t channels) {
     return std::find(std::begin(kThinChannels), std::end(kThinChannels), channels) !=
            std::end(kThinChannels);
   };
+  const bool unit_columns = g.stride_w() == 1;
+  const FilterShape& f = g.filter();
+  bool images = false;
   switch (op) {
-    case Op::conv2d: return thin(g.filter().k);
-    case Op::conv2d_backprop_input: return thin(g.filter().c);
-    case Op::conv2d_backprop_filter: return thin(g.filter().c) && g.filter().k == 1;
+    case Op::conv2d: images = unit_columns && thin(f.k); break;
+    case Op::conv2d_backprop_input:
+      if (thin(f.c) && f.k >= kThinSummedChannels) return Thin::deep;
+      images = unit_columns && thin(f.c);
+      break;
+    case Op::conv2d_backprop_filter: images = unit_columns && thin(f.c) && f.k == 1; break;
   }
-  return false;
+  return images ? Thin::images : Thin::none;
+}
+
+const char* to_string(Thin thin) {
+  switch (thin) {
+    case Thin::none: return "none";
+    case Thin::images: return "images";
+    case Thin::deep: return "deep";
+  }
+  return "?";
 }
 
 std::array<int64_t, 4> blocked_filter_dims(Op op, const Geometry& g) {

@@ -147,12 +147,28 @@ bool takes_blocked_filter(Op op, const Geometry& g);
 // The channel counts of a thin image (RGB, grey), which generic kernels compile as constants.
 inline constexpr int64_t kThinChannels[] = {3, 1};
 
-// Whether `op` on `g` runs on thin images, which the generic kernels for thin images
-// (Kernel::thin) compute fastest: NHWC, with a unit column stride, the output an image of one of
-// kThinChannels channels (the output of conv2d, the input gradient of conv2d_backprop_input), or
-// for conv2d_backprop_filter, the input such an image and the output gradient of one channel (an
-// edge filter's).
-bool thin_images(Op op, const Geometry& g);
+// The out-channels from which an input gradient of a thin image sums along them
+// (Thin::deep): a vector of floats or more on every CPU target (AVX-512's 16 lanes).
+inline constexpr int64_t kThinSummedChannels = 16;
+
+// The generic kernels of their own for thin images (NHWC, on CPUs), which compute those fastest;
+// each computes any other shape too, slower than the generic kernel for any shape.
+enum class Thin : uint8_t {
+  none,    // not thin: the generic kernel for any shape
+  // A unit column stride and an output image of one of kThinChannels channels (the output of
+  // conv2d; the input gradient of conv2d_backprop_input, from fewer than kThinSummedChannels
+  // out-channels), or for conv2d_backprop_filter, the input such an image and the output
+  // gradient of one channel (an edge filter's): register tiles of vectors of positions.
+  images,
+  // The input gradient of such an image from kThinSummedChannels out-channels or more (the
+  // layer above a stem's), at any column stride: vectors along the out-channels it sums.
+  deep,
+};
+
+// Which generic kernel for thin images (Kernel::thin) computes `op` on `g` fastest, or
+// Thin::none.
+Thin thin_images(Op op, const Geometry& g);
+const char* to_string(Thin thin);  // its enumerator's name
 
 // The dims, in C order, of the blocked filter of `op` on `g`: {blocks, R, S, kFilterBlock x the
 // other channels}; `g` must take one (takes_blocked_filter).

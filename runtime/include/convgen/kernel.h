@@ -32,9 +32,8 @@ struct Kernel {
   std::string_view targets;    // the Halide targets it was compiled for, comma-separated
   KernelEntry entry;
   FilterLayout filter = FilterLayout::hwio;  // blocked: a specialized kernel for packed filters
-  // A generic kernel for thin images (thin_images()), which it computes fastest; it computes
-  // any other shape too, slower than the generic kernel for any shape.
-  bool thin = false;
+  // A generic kernel for thin images of that kind (thin_images()); Thin::none for the others.
+  Thin thin = Thin::none;
 };
 
 using KernelList = std::vector<Kernel>;
