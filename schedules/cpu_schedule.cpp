@@ -824,9 +824,9 @@ enum class RowLayout {
 
 // A generic kernel's zero-padded input, per iteration of loop level `at`, its rows in `layout`
 // (planar: its channel count known only at run time, so that vectors along the columns load
-// densely); where it has one of kThinChannels channels and its input dense rows, the channels
-// are unrolled inside vectors along the columns, interleaved or not; in other interleaved rows,
-// guarded vectors of channels. With `rows_first`, the input
+// densely); where it has one of kThinChannels channels and its input dense rows, the channels are
+// unrolled inside vectors along the columns, whatever the layout; other interleaved rows copy
+// guarded vectors of channels. With `rows_first` (planar rows), the input
 // (Staged::interleaved) is copied first, a row at a time, as it is, into a row of the kernel's
 // own, stored per iteration of `at` and folded to one row inside those specializations, so that
 // its channel count is a constant there: a vector of 3 channels by a vector of columns then loads
@@ -973,18 +973,14 @@ void thin_sums(const ReductionStage& stage, int lanes, int registers) {
 }
 
 // A generic kernel of its own for thin images (ReductionStage::thin), which the runtime prefers
-// for images of 3 channels or one with a unit column stride: schedule_position_tile()'s tiles,
-// where a ladder of specializations on the run-time extents finds one of kThinChannels channels, a
-// constant, dense rows (the output's row stride its channel count, as the runtime passes
-// tensors), rows wide enough for the tile and a unit column stride; taller tiles first, then one
-// row, then one vector. (The generic kernel of every shape cannot store its accumulator positions
-// first: Halide sets a Func's storage order for all its specializations at once, and that
-// kernel's channel tiles need the channels first.) The reduction runs without its predicate
-// where the common case drops it (backprop_input's unit strides), and unrolled whole where it is
-// a 3x3 filter's over 3 channels or one; elsewhere its loops run as they are, their extents known
-// only at run time. Other outputs: guarded vectors of positions, a channel at a time. The
-// zero-padded inputs, per task of rows, store each row's channels one plane after the other, so
-// that vectors along the positions load densely, whatever their channel count.
+// for images of 3 channels or one with a unit column stride (Thin::images):
+// thin_position_tiles(); or for input gradients of such images from deep output gradients
+// (Thin::deep, a dense reduction): thin_sums(). (The generic kernel of every shape cannot store
+// its accumulator positions first: Halide sets a Func's storage order for all its
+// specializations at once, and that kernel's channel tiles need the channels first.) Other
+// outputs: guarded vectors of positions, a channel at a time. The zero-padded inputs, per task
+// of rows, store each row's channels one plane after the other, so that vectors along the
+// positions load densely, whatever their channel count; for a dense reduction, as NHWC does.
 //
 // Measured on the Zen 5 EPYC (convgen bench, the edge layer, 512 x 512, 3 -> 1, median ms, 1 / 2
 // threads): the forward pass 0.384 / 0.208 (its specialized kernel 0.198 / 0.131), the input
@@ -997,7 +993,7 @@ void thin_sums(const ReductionStage& stage, int lanes, int registers) {
 // a specialized kernel copies each row first, compute_staged()): through a copy of each row as a
 // flat vector of channels and columns instead, both kernels ran slower (0.25 and 0.11-0.15 ms),
 // and a copy through Func::in() fused its channels and columns with run-time extents, scattering
-// its stores (0.50 ms). The rows copied first as compute_planar() can (`rows_first`): on 1
+// its stores (0.50 ms). The rows copied first as compute_thin_padded() can (`rows_first`): on 1
 // thread, 5 alternating runs in each of 3 rounds, the forward pass 0.83-0.96x the time, rgb_3to3's
 // 0.90-0.99x, but images of one channel 1.09-1.15x (gray_1to1, gray_1to3): not kept.
 void schedule_thin(const ReductionStage& stage, int lanes, int registers) {
@@ -1031,15 +1027,15 @@ void schedule_thin(const ReductionStage& stage, int lanes, int registers) {
 // (rfactor), over kThinParts parts of the rows in parallel, each part's partial sums on their own,
 // then all added in a fixed order (each part's lanes by horizontal adds: an inner loop of scalar
 // adds would be the kernel's only one). A part runs every tap and output channel in turn over each
-// chunk of its rows, whose zero-padded input, copied per part and stored planar (compute_planar()),
-// the L1 cache then holds; the output is tiled by 3 channels or one, so that where the input has
-// that many, a tap's channels are unrolled and share each vector of the output gradient. The
-// generic kernel of every shape computes the padded input whole, its channels interleaved, and each
-// tap's task reads all of it, deinterleaving its channels again. Measured on the Zen 5 EPYC
-// (convgen bench, the edge layer, 512 x 512, 3 -> 1, median ms, 1 / 2 threads, alternating runs):
-// 0.44 / 0.26-0.30 against 0.57-0.62 / 0.52-0.54 (its specialized kernel: 0.23-0.25 / 0.13-0.15).
-// Each part copies the input's rows first (compute_planar()'s `rows_first`): a third of the time
-// went to the padded copy, loading the 3-channel input element by element; with the rows first,
+// chunk of its rows, whose zero-padded input, copied per part and stored planar
+// (compute_thin_padded()), the L1 cache then holds; the output is tiled by 3 channels or one, so
+// that where the input has that many, a tap's channels are unrolled and share each vector of the
+// output gradient. The generic kernel of every shape computes the padded input whole, its channels
+// interleaved, and each tap's task reads all of it, deinterleaving its channels again. Measured on
+// the Zen 5 EPYC (convgen bench, the edge layer, 512 x 512, 3 -> 1, median ms, 1 / 2 threads,
+// alternating runs): 0.44 / 0.26-0.30 against 0.57-0.62 / 0.52-0.54 (its specialized kernel:
+// 0.23-0.25 / 0.13-0.15). Each part copies the input's rows first (compute_thin_padded()'s
+// `rows_first`): a third of the time went to the padded copy, loading the 3-channel input element by element; with the rows first,
 // pinned to one core, 10 alternating runs, 0.441 -> 0.410 ms (0.91-0.96x), an image of one
 // channel 1.01-1.03x (gray_1to1). With 1 vector of partial sums per channel instead of 4, the
 // multiply-adds waited on each other (0.55 ms on 1 thread). Tried, not kept: a tile of 3x3 taps
@@ -1220,7 +1216,8 @@ void schedule_generic_register_tile(const ReductionStage& stage, int lanes, int 
   // kernel (NHWC, AVX-512) took 112 s to compile against 35, Halide's region of the filter it
   // checks a union over every branch; 103 s with the reads promised inside the filter's
   // channels and taps; 76 s promised along the out-channels too, whose vectors were then
-  // gathers again (6.26 -> 7.77 ms). Another kernel of its own would not tax the others.
+  // gathers again (6.26 -> 7.77 ms). The runtime now runs such outputs of 3 channels or one on
+  // a kernel of its own (Thin::deep, thin_sums()).
   const int reduction_positions[] = {16, 8, 3, 1};
   auto along_reduction = [&](int p) {
     return channels < lanes && stage.domain[0].extent() >= lanes && positions >= p;
