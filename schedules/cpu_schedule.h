@@ -80,8 +80,9 @@ struct ReductionStage {
   std::vector<Halide::Var> transposed_dims;
   // Whether the stage is a generic kernel's for thin images (NHWC): a kernel of its own. A forward
   // pass's or input gradient's accumulator stores positions first, its tiles vectors of positions
-  // over all of 3 channels or one; a filter gradient's sums run along the columns, in parts of
-  // the rows (schedule_cpu()).
+  // over all of 3 channels or one (or, with dense_reduction, all of them by positions, vectors
+  // along the reduction); a filter gradient's sums run along the columns, in parts of the rows
+  // (schedule_cpu()).
   bool thin = false;
   // Whether the reduction's innermost dimension lies contiguous in both of its operands (a thin
   // kernel's input gradient, its filter read in place along the out-channels, as HWIO stores
