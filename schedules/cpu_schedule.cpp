@@ -671,7 +671,9 @@ Blocking blocking(const ReductionStage& stage, ReductionKind kind, const KnobVal
 // operand (a generic input gradient's loads of its restaged filter along the out-channels are
 // gathers): all of them where no predicate depends on them (1), or split into that many phases
 // of a stride's grid, which run outside the taps, so that a phase tests its predicate once per
-// tap. Each position's sum runs in the same order either way.
+// tap. The accumulator's `channels`, when given, are unrolled inside them, each position's vector
+// of the other operand then shared by all of a thin output's channels (thin_sums()). Each
+// position's sum runs in the same order either way.
 void sum_along_reduction(Halide::Stage reduced, const ReductionStage& stage, int lanes,
                          const std::optional<Var>& unrolled = std::nullopt, int phases = 0,
                          const std::optional<Var>& channels = std::nullopt) {
