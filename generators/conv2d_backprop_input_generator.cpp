@@ -17,14 +17,15 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     with_output_side(g, out_backprop);
     with_filter(g, filter);
     // The filter is read along its in-channels, which HWIO does not store contiguously: restaged,
-    // or blocked along them. The kernel for thin images from deep output gradients reads it in
-    // place, along the out-channels it sums over.
+    // or blocked along them. The kernels for thin images from deep output gradients, generic or
+    // specialized, read it in place, along the out-channels they sum over.
     const ConvVars& v = vars;
     const Halide::Func w = operand(filter);
     Halide::Func staged_filter("staged_filter");
+    const bool deep = thin == Thin::deep || (!blocked_filter && deep_shape());
     if (blocked_filter) {
       staged_filter = blocked(filter, Op::conv2d_backprop_input);
-    } else if (thin == Thin::deep) {
+    } else if (deep) {
       staged_filter = w;
       dense_reduction();
     } else {
@@ -45,11 +46,20 @@ class Conv2DBackpropInput : public ConvGenerator<Conv2DBackpropInput> {
     period_two(stride_w == 2);
     unit_columns(stride_w == 1);
     const schedules::Staged along_c{staged_filter, {v.c, v.k, v.s, v.r}, 0, g.out_c * g.in_c, w};
-    if (blocked_filter || thin == Thin::deep) {
+    if (blocked_filter || deep) {
       schedule_activation_output(output, Tensor::input, dx, {});
     } else {
       schedule_activation_output(output, Tensor::input, dx, along_c, {along_c});
     }
+  }
+
+ private:
+  // Whether this is a specialized CPU kernel of an input gradient that the kernel for thin images
+  // from deep output gradients computes fastest (Thin::deep: the stem's); it runs the same tiles.
+  bool deep_shape() const {
+    const std::optional<Geometry> s = specialization();
+    return s && !get_target().has_gpu_feature() &&
+           thin_images(Op::conv2d_backprop_input, *s) == Thin::deep;
   }
 };
 

@@ -84,10 +84,11 @@ struct ReductionStage {
   // along the reduction); a filter gradient's sums run along the columns, in parts of the rows
   // (schedule_cpu()).
   bool thin = false;
-  // Whether the reduction's innermost dimension lies contiguous in both of its operands (a thin
-  // kernel's input gradient, its filter read in place along the out-channels, as HWIO stores
-  // them, and its padded output gradient stored channels innermost): a kernel for thin images
-  // then sums along it where it is a vector long or more.
+  // Whether the reduction's innermost dimension lies contiguous in both of its operands (an input
+  // gradient of a thin image from a deep output gradient, Thin::deep, generic or specialized: its
+  // filter read in place along the out-channels, as HWIO stores them, and its padded output
+  // gradient stored channels innermost): the kernel then sums along it where it is a vector long
+  // or more.
   bool dense_reduction = false;
 };
 

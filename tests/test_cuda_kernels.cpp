@@ -61,8 +61,8 @@ TEST_CASE("CUDA specialized kernels match the reference on their shape", "[cuda]
       for (uint32_t seed : {1u, 2u}) CHECK(tester.test(g, seed).max_ratio <= 1.0);
     }
   }
-  CHECK(specialized == 32);  // as in test_kernels.cpp: 8 layers x 3 operators + 4 x 2; no CUDA
-                             // kernels for packed filters
+  CHECK(specialized == 34);  // as in test_kernels.cpp: 8 layers x 3 operators + 4 x 2 + 2 x 1;
+                             // no CUDA kernels for packed filters
 }
 
 TEST_CASE("CUDA kernels are deterministic", "[cuda]") {
