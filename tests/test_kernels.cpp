@@ -139,10 +139,12 @@ TEST_CASE("kernels match the reference on thin input gradients from deep output 
 TEST_CASE("kernels match the reference on filter gradients over many pixels", "[kernels]") {
   // A generic filter gradient whose tiles would each read more of the output gradient than the
   // L1 cache holds sums blocks of them, row by row: halves of two and three tiles, the last one
-  // of a block partial (23 in-channels).
+  // of a block partial (23 in-channels); with 3 in-channels, blocks of each task's tap columns
+  // (3 of 5, the second task's moved back), a block of channels shifted inwards (70).
   check_all_kernels({
       {1, 96, 96, 23, 64, 1, 1},         // 9216 pixels: blocks on every ISA
       {2, 130, 70, 13, 32, 3, 3, 2, 2},  // 4550 pixels, strided: on AVX2 and AVX-512
+      {2, 60, 40, 3, 70, 5, 5},          // 4800 pixels, an image's 3 in-channels
   });
 }
 
