@@ -988,14 +988,14 @@ std::optional<Var> thin_sums(const ReductionStage& stage, int lanes, int registe
                              Rung{dense, 1, 0}}) {
       const bool taken = specialized && Halide::Internal::can_prove(rung.when);
       if (specialized && !taken) continue;
-      Halide::Stage tiles = taken ? Halide::Stage(output) : output.specialize(rung.when);
+      auto where = [&](Halide::Stage s) { return taken ? s : s.specialize(rung.when); };
+      Halide::Stage tiles = where(output);
       tiles.split(d[1], xo, xi, rung.positions, TailStrategy::ShiftInwards);
       const TaskRows tasks = parallel_rows(tiles, stage);
       tiles.reorder(d[0], xi, xo, tasks.row, tasks.task).unroll(d[0]).unroll(xi);
-      Halide::Stage init = taken ? Halide::Stage(acc) : acc.specialize(rung.when);
-      init.unroll(stage.acc_dims[0]).unroll(stage.acc_dims[1]);
-      sum_along_reduction(taken ? acc.update() : acc.update().specialize(rung.when), stage, lanes,
-                          stage.acc_dims[1], rung.phases, stage.acc_dims[0]);
+      where(acc).unroll(stage.acc_dims[0]).unroll(stage.acc_dims[1]);
+      sum_along_reduction(where(acc.update()), stage, lanes, stage.acc_dims[1], rung.phases,
+                          stage.acc_dims[0]);
       if (taken) {
         acc.compute_at(output, xo);
         return tasks.task;
