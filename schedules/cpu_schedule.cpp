@@ -214,7 +214,10 @@ Var schedule_position_tile(Halide::Stage output, Halide::Stage init,
 // row (0.18 ms, 77 GFLOP/s on 1 thread, 165 on 2; it reads a 3 MB input once), its input
 // gradient with 2 x 2 x 3 channels in 0.90x the time of 8 x 1 x 3 (149 GFLOP/s on 1 thread, 272
 // on 2, 57-60% of peak; it writes a 3 MB output). Taller tiles spill: their accumulators and the
-// 27 taps do not fit in 32 registers.
+// 27 taps do not fit in 32 registers. Tried, not kept: the input gradient reading the output
+// gradient in place, its padded copy per task left inline (Halide partitions the tiles' loops at
+// the image's border, the interior's loads dense): 1.03-1.08x the time (1 thread, 3 alternating
+// runs), where the copy took a fifth of the kernel's samples (perf).
 Halide::LoopLevel schedule_position_vectors(const ReductionStage& stage, int lanes, int vectors,
                                             int rows) {
   constexpr int64_t kUnrolledSteps = 32;
@@ -532,7 +535,14 @@ void schedule_register_tile(const ReductionStage& stage, int lanes, const Blocki
   // the order the tiles read it, one contiguous stream per block of 16 channels (on the Zen 5
   // EPYC, 2 threads, res5: the forward pass 1.3-1.4x and the input gradient 1.46x faster than
   // from HWIO, bitwise the same results with the same knobs; its tuned entries run the 3x3 and
-  // 1x1 layers at 74-98% of peak back to back).
+  // 1x1 layers at 74-98% of peak back to back). From HWIO, each row of a block's slice is 256 of
+  // the 2048 bytes of a row of res5's filter, a new 4 KiB page every two rows, and each chunk
+  // waits on its packing's misses: res5's forward pass took 1.77 ms from HWIO, 1.32 packed and
+  // 1.34 in oneDNN (blocked, not timed), one thread, one run. Tried, not kept: Halide 14's
+  // prefetch directive on the filter, one chunk ahead (it emits prefetchnta, one line in four:
+  // a 256-byte stride), 1.86-2.02 ms against 1.85-1.97 in alternating runs. Nor would a copy of
+  // the whole filter per call into blocks pay: a plain AVX-512 loop copying res5's 9.4 MB into
+  // blocks of 16 channels, each 2 KiB row read whole, takes 0.82 ms on one thread (best of 100).
   if (stage.vector_operand.func.defined() && b.pack_slices) {
     const std::vector<Var>& storage = stage.vector_operand.storage;
     Func slice = Func(stage.vector_operand.func).in(acc);
@@ -1074,10 +1084,11 @@ void schedule_thin(const ReductionStage& stage, int lanes, int registers) {
 // the Zen 5 EPYC (convgen bench, the edge layer, 512 x 512, 3 -> 1, median ms, 1 / 2 threads,
 // alternating runs): 0.44 / 0.26-0.30 against 0.57-0.62 / 0.52-0.54 (its specialized kernel:
 // 0.23-0.25 / 0.13-0.15). Each part copies the input's rows first (compute_thin_padded()'s
-// `rows_first`): a third of the time went to the padded copy, loading the 3-channel input element by element; with the rows first,
-// pinned to one core, 10 alternating runs, 0.441 -> 0.410 ms (0.91-0.96x), an image of one
-// channel 1.01-1.03x (gray_1to1). With 1 vector of partial sums per channel instead of 4, the
-// multiply-adds waited on each other (0.55 ms on 1 thread). Tried, not kept: a tile of 3x3 taps
+// `rows_first`): a third of the time went to the padded copy, loading the 3-channel input
+// element by element; with the rows first, pinned to one core, 10 alternating runs,
+// 0.441 -> 0.410 ms (0.91-0.96x), an image of one channel 1.01-1.03x (gray_1to1). With 1
+// vector of partial sums per channel instead of 4, the multiply-adds waited on each other
+// (0.55 ms on 1 thread). Tried, not kept: a tile of 3x3 taps
 // (and all channels) unrolled in one pass over the rows, 27 sums per vector of the output gradient,
 // 0.38-1.03 ms on 1 thread: with a column dilation known only at run time, each of its loads took a
 // base address of its own, spilled; with a unit dilation, LLVM kept the sums in memory, loaded and

@@ -26,10 +26,12 @@
 // claims the tasks of its own range one at a time, then those left in the others' ranges. So a
 // thread takes the same part of the output at every call of a kernel and finds its lines in its
 // own cache, where tasks claimed from one shared counter went to whichever thread came first, the
-// other core's cache holding the lines. Each task computes its own part of the output, so results
-// do not depend on which thread ran it, or on how many threads there are. A loop started from
-// inside a task (a nested parallel loop), or while another thread's loop has the pool, runs its
-// tasks in the calling thread.
+// other core's cache holding the lines. (On the Zen 5 EPYC VM that the bench ran on, a line
+// passed back and forth between its two virtual CPUs takes 445-470 ns a round trip, and a 3 MB
+// buffer written by one reads at 37 GB/s on the other against 74-78 on its own, best of 200.)
+// Each task computes its own part of the output, so results do not depend on which thread ran
+// it, or on how many threads there are. A loop started from inside a task (a nested parallel
+// loop), or while another thread's loop has the pool, runs its tasks in the calling thread.
 #include "threads.h"
 
 #include <atomic>
@@ -153,7 +155,8 @@ class ThreadPool {
     bool asleep = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);  // no worker between its check and its sleep
-      ticket_.store((generation(ticket_.load()) + 1) << kGenerationShift, std::memory_order_release);
+      ticket_.store((generation(ticket_.load()) + 1) << kGenerationShift,
+                    std::memory_order_release);
       asleep = sleeping_ > 0;
       if (asleep) {
         sleeping_ = 0;
