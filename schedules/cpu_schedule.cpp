@@ -1088,11 +1088,11 @@ void schedule_thin(const ReductionStage& stage, int lanes, int registers) {
 // element by element; with the rows first, pinned to one core, 10 alternating runs,
 // 0.441 -> 0.410 ms (0.91-0.96x), an image of one channel 1.01-1.03x (gray_1to1). With 1
 // vector of partial sums per channel instead of 4, the multiply-adds waited on each other
-// (0.55 ms on 1 thread). Tried, not kept: a tile of 3x3 taps
-// (and all channels) unrolled in one pass over the rows, 27 sums per vector of the output gradient,
-// 0.38-1.03 ms on 1 thread: with a column dilation known only at run time, each of its loads took a
-// base address of its own, spilled; with a unit dilation, LLVM kept the sums in memory, loaded and
-// stored around every multiply-add.
+// (0.55 ms on 1 thread). Tried, not kept: a tile of 3x3 taps (and all channels) unrolled in one
+// pass over the rows, 27 sums per vector of the output gradient, 0.38-1.03 ms on 1 thread: with a
+// column dilation known only at run time, each of its loads took a base address of its own,
+// spilled; with a unit dilation, LLVM kept the sums in memory, loaded and stored around every
+// multiply-add.
 void schedule_thin_filter_gradient(const ReductionStage& stage, int lanes) {
   constexpr int kThinParts = 8;
   constexpr int kThinSums = 4;
